@@ -1,0 +1,1 @@
+"""exbus services: bus plumbing, venue adapters, ingestor, executor, vault, simulator."""
