@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:
-            if e.name != name:  # a real missing dependency inside the module
+            if not (e.name and name.startswith(e.name)):  # a missing dependency inside it
                 raise
             continue
         module.register(sub)
