@@ -1,0 +1,2 @@
+"""NATS plumbing shared by every service: connection, streams and buckets, the
+embedded server, and the stop-on-signal lifecycle."""

@@ -1,0 +1,137 @@
+"""exbus configuration: one TOML file plus environment overrides.
+
+Sources, later wins:
+1. defaults below;
+2. the TOML file (``--config``, else ``$EXBUS_CONFIG``, else ``./exbus.toml`` if present);
+3. ``EXBUS_<SECTION>_<KEY>`` environment variables (``EXBUS_NATS_URL``, ``EXBUS_LOG_LEVEL``,
+   ``EXBUS_STREAMS_REPLICAS`` ...), values parsed as TOML scalars where they can be;
+4. ``NATS_URL``, the NATS convention, for ``nats.url``.
+
+An empty ``nats.url`` means: start the embedded nats-server.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import msgspec
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key."""
+
+
+class NatsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How services reach NATS."""
+
+    url: str = ""
+    """Comma-separated server URLs; empty: run the embedded server."""
+    creds_file: str = ""
+    """NATS credentials file (JWT + nkey seed) for decentralized auth."""
+    user: str = ""
+    password: str = ""
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    connect_timeout_s: float = 5.0
+    name: str = "exbus"
+
+
+class EmbeddedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The embedded nats-server started when ``nats.url`` is empty."""
+
+    data_dir: str = ".exbus/nats"
+    port: int = 0
+    """0: a free port chosen by the server."""
+    config_file: str = ""
+    """Optional nats-server config (e.g. deploy/nats/single.conf with permissions)."""
+
+
+class StreamSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """JetStream streams and KV buckets (see services.bus.streams)."""
+
+    replicas: int = 1
+    """1 on a single server; 3 on a JetStream cluster."""
+    orders_duplicate_window_s: float = 120.0
+    orders_max_age_s: float = 86400.0
+    order_events_max_age_s: float = 7 * 86400.0
+    md_capture: bool = False
+    """Create stream MD capturing all market data."""
+    md_max_age_s: float = 3600.0
+    md_max_bytes: int = 1 << 30
+    vault_audit_max_age_s: float = 400 * 86400.0
+    orders_kv_ttl_s: float = 7 * 86400.0
+
+
+class LogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+    """auto: console on a TTY, JSON otherwise."""
+
+
+class Config(msgspec.Struct, kw_only=True):
+    """The whole configuration. Sections of later services are added here."""
+
+    nats: NatsSettings = msgspec.field(default_factory=NatsSettings)
+    embedded: EmbeddedSettings = msgspec.field(default_factory=EmbeddedSettings)
+    streams: StreamSettings = msgspec.field(default_factory=StreamSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+
+
+def _parse_scalar(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    sections = {name: field for name, field in _section_names()}
+    for key, value in env.items():
+        if not key.startswith("EXBUS_") or key == "EXBUS_CONFIG":
+            continue
+        rest = key[len("EXBUS_"):].lower()
+        for section in sorted(sections, key=len, reverse=True):
+            if rest.startswith(section + "_"):
+                raw.setdefault(section, {})[rest[len(section) + 1:]] = _parse_scalar(value)
+                break
+    if env.get("NATS_URL"):
+        raw.setdefault("nats", {})["url"] = env["NATS_URL"]
+
+
+def _section_names() -> list[tuple[str, Any]]:
+    return [(f.name, f.type) for f in msgspec.structs.fields(Config)]
+
+
+def config_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The config file that applies, or None when there is none."""
+    env = os.environ if env is None else env
+    if explicit:
+        return Path(explicit)
+    if env.get("EXBUS_CONFIG"):
+        return Path(env["EXBUS_CONFIG"])
+    default = Path("exbus.toml")
+    return default if default.exists() else None
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load defaults <- TOML file <- environment; raises ConfigError naming the bad key."""
+    env = os.environ if env is None else env
+    file = config_path(str(path) if path else None, env)
+    raw: dict[str, Any] = {}
+    if file is not None:
+        try:
+            raw = tomllib.loads(file.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {file} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{file}: {e}") from None
+    _env_overrides(raw, env)
+    try:
+        return msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as e:
+        where = f"{file}" if file else "environment"
+        raise ConfigError(f"{where}: {e}") from None

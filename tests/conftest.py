@@ -1,0 +1,50 @@
+"""Shared fixtures: a real, private nats-server per test (JetStream, free loopback port)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from services.bus.embedded import EmbeddedNats
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+"""Real exchange payloads (../shared/data beside the project)."""
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """Path of ../shared/data; fails loudly when it is missing."""
+    assert SHARED_DATA.is_dir(), f"{SHARED_DATA} missing: ../shared must sit beside the project"
+    return SHARED_DATA
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
+    """A private nats-server process with JetStream, stopped after the test."""
+    async with EmbeddedNats(tmp_path / "nats") as server:
+        yield server
+
+
+@pytest.fixture
+async def nats_url(nats_server: EmbeddedNats) -> str:
+    """URL of a private nats-server started for this test."""
+    return nats_server.url
+
+
+@pytest.fixture
+def exbus_cmd() -> list[str]:
+    """argv prefix that runs the exbus command with this interpreter."""
+    return [sys.executable, "-m", "services.cli"]
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for exbus subprocesses: no NATS_URL/EXBUS_* leaking in from the shell."""
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("EXBUS_") or k == "NATS_URL")}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
