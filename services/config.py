@@ -135,3 +135,18 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     except msgspec.ValidationError as e:
         where = f"{file}" if file else "environment"
         raise ConfigError(f"{where}: {e}") from None
+
+
+def config_for_command(args: Any) -> Config:
+    """Load the config named by a parsed command line (``--config``) and set up logging.
+
+    Exits the process with a clear message (status 1) when the config is invalid.
+    """
+    from services.logs import configure_logging
+
+    try:
+        config = load_config(getattr(args, "config", None))
+    except ConfigError as e:
+        raise SystemExit(f"exbus: config error: {e}") from None
+    configure_logging(config.log.level, config.log.format)
+    return config

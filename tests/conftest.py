@@ -8,8 +8,14 @@ from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
+from hypothesis import HealthCheck, settings
+
 
 from services.bus.embedded import EmbeddedNats
+
+# Shared machines are slow and busy: no per-example deadline, no too-slow health check.
+settings.register_profile("exbus", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("exbus")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -34,7 +34,11 @@ async def connect(settings: NatsSettings, *, url: str | None = None, name: str |
     async def on_error(e: Exception) -> None:
         log.warning("nats error", client=client_name, error=str(e))
 
+    client: NATS | None = None
+
     async def on_disconnect() -> None:
+        if client is not None and (client.is_closed or client.is_draining):
+            return  # our own drain/close, not a fault
         log.warning("nats disconnected", client=client_name)
 
     async def on_reconnect() -> None:
@@ -53,4 +57,5 @@ async def connect(settings: NatsSettings, *, url: str | None = None, name: str |
     if ctx is not None:
         kwargs["tls"] = ctx
     kwargs.update(options)
-    return await nats.connect(**kwargs)
+    client = await nats.connect(**kwargs)
+    return client

@@ -109,10 +109,11 @@ class EmbeddedNats:
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                code = self.process.returncode
                 err = (self.process.stderr.read() if self.process.stderr else b"").decode(errors="replace")
                 tail = self._log_tail()
                 self._cleanup()
-                raise EmbeddedServerError(f"nats-server exited with {self.process.returncode}: {err or tail}")
+                raise EmbeddedServerError(f"nats-server exited with {code}: {(err or tail).strip()}")
             if ports_file.exists():
                 try:
                     urls = json.loads(ports_file.read_text()).get("nats") or []

@@ -1,0 +1,108 @@
+"""The exbus command on a real nats-server: tail decodes what flows, demo runs and stops
+cleanly leaving no server behind, schema export writes the contract."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import nats
+
+import schemas
+from schemas import OrderEvent, PlaceOrder, Trade, subjects
+from services.bus.tail import describe, tail
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_tail_decodes_each_message_by_its_subject(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    out = io.StringIO()
+    stop = asyncio.Event()
+    task = asyncio.create_task(tail(nc, ">", count=3, out=out, stop=stop))
+    await asyncio.sleep(0)  # let tail subscribe
+    while not nc._subs:  # the subscription exists once tail has flushed it
+        await asyncio.sleep(0.01)
+    trade = Trade(venue="binance", symbol="BTC-USDT", ts_event=1, ts_recv=2, trade_id="7", price=Decimal("30000.5"), quantity=Decimal("0.25"), side="buy")
+    await nc.publish(subjects.md("binance", "trade", "BTC-USDT"), schemas.encode(trade))
+    ev = OrderEvent(event_id="e1", venue="upbit", account="main", symbol="BTC-KRW", client_order_id="c1", status="accepted", ts_event=1, ts=1)
+    await nc.publish(subjects.orders_event("upbit", "main", "c1"), schemas.encode(ev))
+    await nc.publish(subjects.md("okx", "trade", "BTC-USDT"), b"not json")
+    assert await asyncio.wait_for(task, 10) == 3
+    await nc.close()
+    lines = out.getvalue().splitlines()
+    subject, body = lines[0].split(" ", 1)
+    assert subject == "md.binance.trade.BTC-USDT"
+    assert json.loads(body)["price"] == "30000.5"
+    assert json.loads(lines[1].split(" ", 1)[1])["status"] == "accepted"
+    assert "undecodable" in json.loads(lines[2].split(" ", 1)[1])
+
+
+def test_tail_redacts_tokens_in_vault_requests() -> None:
+    req = schemas.CredentialRequest(request_id="r", venue="kraken", account="main", service_id="executor",
+                                    token="eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJleGVjdXRvciJ9.c2ln", ephemeral_public_key=b"k" * 32)
+    shown = describe("vault.credentials.get", schemas.encode(req))
+    assert shown["token"] == "<redacted>" and shown["venue"] == "kraken"
+
+
+def test_tail_names_the_broken_field() -> None:
+    bad = json.loads(schemas.encode(PlaceOrder(command_id="c", venue="binance", account="a", symbol="BTC-USDT", client_order_id="c",
+                                               side="buy", order_type="limit", quantity=Decimal(1), price=Decimal(1))))
+    bad["symbol"] = "btc"
+    shown = describe("orders.submit.binance.a", json.dumps(bad).encode())
+    assert "$.symbol" in shown["undecodable"]
+
+
+def _nats_server_pids() -> set[int]:
+    out = subprocess.run(["pgrep", "-x", "nats-server"], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def test_demo_runs_the_order_round_trip_and_exits_cleanly(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    before = _nats_server_pids()
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.cli", "demo", "--seconds", "3"],
+        cwd=tmp_path, env=clean_env, capture_output=True, text=True, timeout=90,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "embedded nats-server at nats://127.0.0.1:" in out
+    assert "re-published: duplicate=True" in out
+    assert "read back from ORDERS: PlaceOrder buy 0.001 BTC-USDT" in out
+    assert "subject rates" in out and "orders.submit.binance.demo" in out
+    assert "stopped cleanly" in out
+    assert (tmp_path / ".exbus" / "nats" / "jetstream").is_dir()
+    assert _nats_server_pids() <= before, "the demo left a nats-server behind"
+
+
+def test_nats_command_prints_url_and_stops_on_sigterm(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    before = _nats_server_pids()
+    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "nats"], cwd=tmp_path, env=clean_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    assert url.startswith("nats://127.0.0.1:")
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0
+    assert _nats_server_pids() <= before
+
+
+def test_tail_command_without_a_url_says_what_to_do(clean_env: dict[str, str], tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "services.cli", "tail", "md.>"], cwd=tmp_path, env=clean_env,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0 and "NATS_URL" in proc.stderr
+
+
+def test_schema_export_writes_every_file(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "services.cli", "schema", "export", "--out", str(tmp_path)],
+                          env=clean_env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    names = {p.name for p in tmp_path.iterdir()}
+    assert "asyncapi.json" in names and "OrderCommand.schema.json" in names
+    assert names == {p.name for p in (ROOT / "schemas" / "generated").iterdir()}
