@@ -142,7 +142,7 @@ def test_random_garbage_never_decodes_into_an_invalid_command(patch: dict) -> No
     body = _valid_place() | patch
     try:
         cmd = schemas.decode(json.dumps(body), OrderCommand)
-    except msgspec.ValidationError:
+    except msgspec.DecodeError:  # ValidationError is a DecodeError; so is non-JSON like Infinity
         return
     # anything that does decode satisfies every rule of the contract
     assert cmd.venue in VENUES
