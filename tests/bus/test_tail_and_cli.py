@@ -106,3 +106,28 @@ def test_schema_export_writes_every_file(tmp_path: Path, clean_env: dict[str, st
     names = {p.name for p in tmp_path.iterdir()}
     assert "asyncapi.json" in names and "OrderCommand.schema.json" in names
     assert names == {p.name for p in (ROOT / "schemas" / "generated").iterdir()}
+
+
+def test_up_prints_the_url_serves_and_stops_on_sigint(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    import signal
+
+    before = _nats_server_pids()
+    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], cwd=tmp_path, env=clean_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    while line and not line.startswith("NATS_URL="):
+        line = proc.stdout.readline().strip()
+    url = line.removeprefix("NATS_URL=")
+    assert url.startswith("nats://127.0.0.1:")
+
+    async def streams_exist() -> list[str]:
+        nc = await nats.connect(url)
+        names = [s.config.name for s in await nc.jetstream().streams_info()]
+        await nc.close()
+        return names
+
+    assert "ORDERS" in asyncio.run(streams_exist())
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    assert _nats_server_pids() <= before
