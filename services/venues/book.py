@@ -131,6 +131,10 @@ def check_sequence(rule: BookRule, last: int | None, update: BookUpdate, fresh: 
         # snapshot, the first update is the one with prevSeqId <= snapshot seqId < seqId.
         # https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel
         seq, prev = update.sequence, update.prev_sequence
+        if seq is None and prev is None:
+            return "apply"  # frames from before seqId existed (2022): the checksum guards them
+        if last is None and fresh:
+            return "apply"  # after a REST snapshot without seqId, aligned by time (SymbolBook)
         if seq is None or prev is None or last is None:
             return "gap"
         if prev == last:
@@ -216,6 +220,7 @@ class SymbolBook:
             book.truncate(self.depth)
         self.last = snapshot.sequence
         self._fresh = True
+        unsequenced = snapshot.sequence is None
         ts_event, ts_recv = snapshot.ts_event, snapshot.ts_recv
         if snapshot.checksum is not None and not self._checksum_ok(snapshot.checksum):
             return self._lose_sync("checksum mismatch on snapshot", out, checksum=True)
@@ -223,6 +228,8 @@ class SymbolBook:
             return self._lose_sync("crossed book in snapshot", out)
         while self._buffer:
             update = self._buffer.popleft()
+            if unsequenced and update.ts_event <= snapshot.ts_event:
+                continue  # a snapshot without an id covers what happened up to its time
             verdict = check_sequence(self.rule, self.last, update, self._fresh)
             if verdict == "skip":
                 continue

@@ -118,13 +118,22 @@ class VenueNotice(msgspec.Struct, frozen=True):
     symbol: str | None = None
 
 
+class TradeBackfill(msgspec.Struct, frozen=True):
+    """Recent trades the venue re-sends (Bitfinex's trades snapshot on subscribe).
+    The ingestor publishes only those newer than the last trade it published before a
+    disconnect, so a reconnect fills the hole instead of duplicating or skipping."""
+
+    symbol: str
+    trades: list[Trade]
+
+
 class Reply(msgspec.Struct, frozen=True):
     """A message the venue expects us to send back (an application-level pong)."""
 
     data: str | bytes
 
 
-WsEvent = Union[Trade, Ticker, BBO, BookUpdate, StreamSequence, Subscribed, VenueNotice, Reply]
+WsEvent = Union[Trade, Ticker, BBO, BookUpdate, StreamSequence, Subscribed, VenueNotice, TradeBackfill, Reply]
 
 
 class KeepAlive(msgspec.Struct, frozen=True):
@@ -203,6 +212,11 @@ class WsAdapter:
         return self._symbols.get(venue_symbol)
 
     # -- protocol -----------------------------------------------------------------
+    def connect_messages(self) -> list[str | bytes]:
+        """Messages sent once right after connecting, before any subscription
+        (Bitfinex ``conf`` flags)."""
+        return []
+
     def subscribe_messages(self, channels: Sequence[Channel], symbols: Sequence[str]) -> list[str | bytes]:
         """Messages that subscribe every channel of every symbol (after ``remember``)."""
         raise NotImplementedError
@@ -221,8 +235,9 @@ class WsAdapter:
 
     def recorded_subscriptions(self, url: str, sent: Sequence[str]) -> list[Subscription]:
         """The subscriptions a recorded session made (its URL and sent messages), so a
-        recording can be replayed without naming them; venues without recordings may
-        leave this empty and replay takes ``--symbols``/``--channels``."""
+        recording can be replayed without naming them; also adopts recorded options
+        (e.g. the book depth). Venues without recordings may leave this empty and
+        replay takes ``--symbols``/``--channels``."""
         return []
 
 
@@ -245,6 +260,6 @@ def seconds_to_ns(seconds: str) -> int:
 
 __all__ = [
     "BBO", "BookRule", "BookUpdate", "Channel", "ChecksumFn", "KeepAlive", "Level", "Reply",
-    "ResyncMethod", "StreamSequence", "Subscribed", "Subscription", "Ticker", "Trade",
+    "ResyncMethod", "StreamSequence", "Subscribed", "Subscription", "Ticker", "Trade", "TradeBackfill",
     "VenueNotice", "WsAdapter", "WsEvent", "ms_to_ns", "seconds_to_ns", "ws_adapter",
 ]
