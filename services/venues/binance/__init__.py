@@ -1,0 +1,1 @@
+"""Binance adapter: sans-IO REST and WebSocket code."""

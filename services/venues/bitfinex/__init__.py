@@ -1,0 +1,1 @@
+"""Bitfinex adapter: sans-IO REST and WebSocket code."""

@@ -1,0 +1,1 @@
+"""Kraken adapter: sans-IO REST and WebSocket code."""

@@ -1,0 +1,1 @@
+"""OKX adapter: sans-IO REST and WebSocket code."""
