@@ -1,0 +1,222 @@
+"""Kraken spot WebSocket API v1 public feeds: trade, ticker, spread (BBO), book.
+
+https://docs.kraken.com/api/docs/websocket-v1/book (and trade, ticker, spread).
+Data frames are arrays ``[channelID, payload..., channelName, pair]``; book updates
+carry a CRC32 ``c`` of the top 10 levels, valid only on a book truncated to the
+subscribed depth. Pairs use Kraken's WS names (``XBT/USD``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Sequence
+
+import msgspec
+
+from schemas.market import BBO, Ticker, Trade
+from services.venues import checksum
+from services.venues.wsbase import (
+    BookUpdate, Channel, KeepAlive, Subscribed, Subscription, VenueNotice, WsAdapter, WsEvent, seconds_to_ns,
+)
+
+SUBSCRIPTION_OF: dict[str, str] = {"trade": "trade", "ticker": "ticker", "book": "book", "bbo": "spread"}
+CHANNEL_OF: dict[str, Channel] = {"trade": "trade", "ticker": "ticker", "book": "book", "spread": "bbo"}
+ASSET_ALIASES = {"BTC": "XBT", "DOGE": "XDG"}
+"""exbus asset -> Kraken WS asset."""
+_EXBUS_ASSET = {v: k for k, v in ASSET_ALIASES.items()}
+
+
+class Event(msgspec.Struct):
+    """Object frames: heartbeat, systemStatus, subscriptionStatus, pong, error."""
+
+    event: str
+    status: str = ""
+    pair: str = ""
+    channelName: str = ""
+    errorMessage: str = ""
+
+
+class Level(msgspec.Struct, array_like=True):
+    price: Decimal
+    volume: Decimal
+    timestamp: str
+
+
+class BookPayload(msgspec.Struct):
+    snapshot_asks: list[Level] = msgspec.field(default_factory=list, name="as")
+    snapshot_bids: list[Level] = msgspec.field(default_factory=list, name="bs")
+    a: list[Level] = msgspec.field(default_factory=list)
+    b: list[Level] = msgspec.field(default_factory=list)
+    c: str | None = None
+
+
+class TradeEntry(msgspec.Struct, array_like=True):
+    price: Decimal
+    volume: Decimal
+    time: str
+    side: str  # "b" buy / "s" sell (taker)
+    order_type: str
+    misc: str
+
+
+class TickerPayload(msgspec.Struct):
+    a: tuple[Decimal, int, Decimal]  # best ask: price, whole lot volume, lot volume
+    b: tuple[Decimal, int, Decimal]
+    c: tuple[Decimal, Decimal]  # last trade: price, lot volume
+    v: tuple[Decimal, Decimal]  # volume: today, last 24 hours
+    h: tuple[Decimal, Decimal]
+    l: tuple[Decimal, Decimal]  # noqa: E741 - Kraken's field name
+    o: tuple[Decimal, Decimal]
+
+
+class SpreadEntry(msgspec.Struct, array_like=True):
+    bid: Decimal
+    ask: Decimal
+    timestamp: str
+    bid_volume: Decimal
+    ask_volume: Decimal
+
+
+_event = msgspec.json.Decoder(Event)
+_parts = msgspec.json.Decoder(list[msgspec.Raw])
+_name = msgspec.json.Decoder(str)
+_book = msgspec.json.Decoder(BookPayload)
+_trades = msgspec.json.Decoder(list[TradeEntry])
+_ticker = msgspec.json.Decoder(TickerPayload)
+_spread = msgspec.json.Decoder(SpreadEntry)
+
+
+def _levels(entries: list[Level]) -> list[tuple[Decimal, Decimal]]:
+    return [(e.price, e.volume) for e in entries]
+
+
+def _latest_ns(*sides: list[Level]) -> int:
+    return max((seconds_to_ns(e.timestamp) for side in sides for e in side), default=0)
+
+
+class KrakenWs(WsAdapter):
+    venue = "kraken"
+    url = "wss://ws.kraken.com"
+    keepalive = KeepAlive(interval_s=30.0, message='{"event":"ping"}')
+    max_streams_per_connection = 200
+    stale_after_s = 10.0  # Kraken sends a heartbeat every second on an idle connection
+    book_rule = "none"
+    resync = "resubscribe"
+    book_depth = 100
+    checksum = staticmethod(checksum.kraken)
+    bbo_from_book = False
+
+    def venue_symbol(self, symbol: str) -> str:
+        base, quote = symbol.split("-")
+        return f"{ASSET_ALIASES.get(base, base)}/{ASSET_ALIASES.get(quote, quote)}"
+
+    def _subscription(self, channel: Channel) -> dict:
+        name = SUBSCRIPTION_OF[channel]
+        return {"name": name, "depth": self.book_depth} if name == "book" else {"name": name}
+
+    def _messages(self, event: str, channels: Sequence[Channel], symbols: Sequence[str]) -> list[str | bytes]:
+        pairs = [self.venue_symbol(s) for s in symbols]
+        return [
+            msgspec.json.encode({"event": event, "pair": pairs, "subscription": self._subscription(c)}).decode()
+            for c in channels
+        ]
+
+    def subscribe_messages(self, channels: Sequence[Channel], symbols: Sequence[str]) -> list[str | bytes]:
+        return self._messages("subscribe", channels, symbols)
+
+    def unsubscribe_messages(self, channels: Sequence[Channel], symbols: Sequence[str]) -> list[str | bytes]:
+        return self._messages("unsubscribe", channels, symbols)
+
+    def parse_frame(self, data: str | bytes, ts_recv: int) -> list[WsEvent]:
+        if data[:1] in ("{", b"{"):
+            return self._event(_event.decode(data))
+        parts = _parts.decode(data)
+        symbol = self.symbol_of(_name.decode(parts[-1]))
+        if symbol is None:
+            return []
+        name = _name.decode(parts[-2])
+        if name.startswith("book"):
+            return [self._book([_book.decode(p) for p in parts[1:-2]], symbol, ts_recv)]
+        if name == "trade":
+            return [self._trade(t, symbol, i, ts_recv) for i, t in enumerate(_trades.decode(parts[1]))]
+        if name == "ticker":
+            return [self._ticker(_ticker.decode(parts[1]), symbol, ts_recv)]
+        if name == "spread":
+            s = _spread.decode(parts[1])
+            return [BBO(venue="kraken", symbol=symbol, ts_event=seconds_to_ns(s.timestamp), ts_recv=ts_recv,
+                        bid=s.bid, bid_size=s.bid_volume, ask=s.ask, ask_size=s.ask_volume)]
+        return []
+
+    def _event(self, e: Event) -> list[WsEvent]:
+        if e.event == "subscriptionStatus":
+            symbol = self.symbol_of(e.pair)
+            if e.status == "error":
+                return [VenueNotice("error", e.errorMessage, symbol)]
+            channel = CHANNEL_OF.get(e.channelName.split("-")[0])
+            if e.status == "subscribed" and symbol and channel:
+                return [Subscribed(channel, symbol)]
+        elif e.event == "systemStatus" and e.status not in ("", "online"):
+            return [VenueNotice("reconnect", f"system status {e.status}")]
+        elif e.event == "error":
+            return [VenueNotice("error", e.errorMessage)]
+        return []  # heartbeat, pong
+
+    def _book(self, payloads: list[BookPayload], symbol: str, ts_recv: int) -> BookUpdate:
+        if len(payloads) == 1 and (payloads[0].snapshot_asks or payloads[0].snapshot_bids):
+            p = payloads[0]
+            return BookUpdate(
+                symbol=symbol, snapshot=True, bids=_levels(p.snapshot_bids), asks=_levels(p.snapshot_asks),
+                ts_event=_latest_ns(p.snapshot_bids, p.snapshot_asks) or ts_recv, ts_recv=ts_recv,
+            )
+        # an update has one payload per side that changed ({"a": ...} and/or {"b": ...}); "c" on the last
+        asks = [lvl for p in payloads for lvl in p.a]
+        bids = [lvl for p in payloads for lvl in p.b]
+        crc = payloads[-1].c
+        return BookUpdate(
+            symbol=symbol, snapshot=False, bids=_levels(bids), asks=_levels(asks),
+            ts_event=_latest_ns(bids, asks) or ts_recv, ts_recv=ts_recv,
+            checksum=int(crc) if crc is not None else None,
+        )
+
+    @staticmethod
+    def _trade(t: TradeEntry, symbol: str, index: int, ts_recv: int) -> Trade:
+        # v1 trades carry no id: the trade time (µs) plus its place in the frame is unique
+        return Trade(
+            venue="kraken", symbol=symbol, ts_event=seconds_to_ns(t.time), ts_recv=ts_recv,
+            trade_id=f"{t.time}-{index}", price=t.price, quantity=t.volume, side="buy" if t.side == "b" else "sell",
+        )
+
+    @staticmethod
+    def _ticker(t: TickerPayload, symbol: str, ts_recv: int) -> Ticker:
+        return Ticker(
+            venue="kraken", symbol=symbol, ts_event=ts_recv, ts_recv=ts_recv,
+            bid=t.b[0], bid_size=t.b[2], ask=t.a[0], ask_size=t.a[2], last=t.c[0],
+            open_24h=t.o[1], high_24h=t.h[1], low_24h=t.l[1], volume_24h=t.v[1],
+        )
+
+    def recorded_subscriptions(self, url: str, sent: Sequence[str]) -> list[Subscription]:
+        subs = set()
+        for message in sent:
+            m = msgspec.json.decode(message)
+            if m.get("event") != "subscribe":
+                continue
+            sub = m.get("subscription", {})
+            channel = CHANNEL_OF.get(sub.get("name", ""))
+            if channel == "book" and "depth" in sub:
+                self.book_depth = int(sub["depth"])  # type: ignore[misc]  # the recorded depth
+            for pair in m.get("pair", []):
+                symbol = exbus_symbol(pair)
+                if channel and symbol:
+                    subs.add(Subscription(channel, symbol))
+        return sorted(subs)
+
+
+def exbus_symbol(pair: str) -> str | None:
+    """``XBT/USD`` -> ``BTC-USD``."""
+    base, sep, quote = pair.partition("/")
+    if not sep:
+        return None
+    return f"{_EXBUS_ASSET.get(base, base)}-{_EXBUS_ASSET.get(quote, quote)}"
+
+
+ADAPTER = KrakenWs
