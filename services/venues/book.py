@@ -260,8 +260,9 @@ class SymbolBook:
 
     def invalidate(self, reason: str) -> BookOutcome:
         """Take the book out of sync from outside (a connection-wide sequence gap,
-        a reconnect); the next snapshot resyncs it."""
-        if not self.synced and self._lost_sync:
+        a disconnect); the next snapshot resyncs it. A gap only when it was in sync."""
+        if not self.synced:
+            self._buffer.clear()
             return BookOutcome()
         return self._lose_sync(reason, BookOutcome())
 

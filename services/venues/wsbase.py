@@ -177,6 +177,9 @@ class WsAdapter:
     """Depth asked of the REST snapshot when resync is ``rest``."""
     checksum: ClassVar[ChecksumFn | None] = None
     """CRC32 of the book as the venue computes it (services.venues.checksum)."""
+    trades_resent_on_subscribe: ClassVar[bool] = False
+    """The venue sends its latest trades on subscribe (as :class:`TradeBackfill`), so a
+    reconnect can fill the trades missed while disconnected."""
     bbo_from_book: ClassVar[bool] = True
     """True: the ``bbo`` channel is derived from the book (subscribing it subscribes
     the book); False: the venue has its own best-bid/offer stream."""

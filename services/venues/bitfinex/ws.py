@@ -104,6 +104,7 @@ class BitfinexWs(WsAdapter):
     book_depth = 25
     checksum = staticmethod(checksum.bitfinex)
     bbo_from_book = True
+    trades_resent_on_subscribe = True  # the trades channel starts with the last 30 trades
 
     def reset(self) -> None:
         self._channels: dict[int, tuple[Channel, str]] = {}
