@@ -228,7 +228,7 @@ class BinanceVenue(Venue):
         self.symbols = {s["symbol"]: s for s in recording.exchange_info["symbols"]}
         self.filters = {sym: {f["filterType"]: f for f in s["filters"]} for sym, s in self.symbols.items()}
         self.accounts = {a.api_key: a for a in settings.accounts}
-        markets = {sym: Market(sym, s["baseAsset"], s["quoteAsset"]) for sym, s in self.symbols.items()}
+        markets = {sym: Market(sym, s["baseAsset"], s["quoteAsset"], _step(self.filters[sym])) for sym, s in self.symbols.items()}
         wallets = {a.name: Wallet(a.balances) for a in settings.accounts}
         fees = FeeModel(maker=lambda m: settings.maker_commission,
                         taker=lambda m: settings.taker_commission, in_quote=False)
@@ -874,6 +874,15 @@ class BinanceVenue(Venue):
         if "E" in data:
             data["E"] = now_ms
         self.hub.publish(stream, data)
+
+
+def _step(filters: dict[str, dict[str, Any]]) -> Decimal:
+    """The quantity step of market orders: MARKET_LOT_SIZE's if set, else LOT_SIZE's."""
+    for name in ("MARKET_LOT_SIZE", "LOT_SIZE"):
+        step = Decimal(filters.get(name, {}).get("stepSize", "0"))
+        if step:
+            return step
+    return QUANTUM
 
 
 def _levels(levels: list[list[str]]) -> list[tuple[Decimal, Decimal]]:

@@ -49,6 +49,8 @@ class Market:
     """The venue's own symbol (NKNUSDT, KRW-LAMB)."""
     base: str
     quote: str
+    step: Decimal = QUANTUM
+    """Quantity increment (what a market buy by funds rounds its quantity down to)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +350,7 @@ class Exchange:
         if order.quote_quantity is not None:  # market buy by funds (fees, if any, on top)
             funds = order.quote_quantity
             for m in self._opposite(order):
-                qty = min(m.quantity, (funds / m.price).quantize(QUANTUM, ROUND_DOWN))
+                qty = min(m.quantity, (funds / m.price) // market.step * market.step)
                 if qty <= 0:
                     break
                 plan.append(_Match(m.price, qty, m.maker))
@@ -435,9 +437,9 @@ class Exchange:
     def _done(self, order: Order, price: Decimal, market: Market) -> bool:
         if order.quantity is not None:
             return order.filled >= order.quantity
-        # by funds: done when what is left cannot buy one more quantum at this price
+        # by funds: done when what is left cannot buy one more step at this price
         factor = (1 + self.fees.taker(market)) if self.fees.in_quote else Decimal(1)
-        return order.locked < price * QUANTUM * factor
+        return order.locked < price * market.step * factor
 
     @staticmethod
     def _spend(order: Order, wallet: Wallet, amount: Decimal) -> None:
