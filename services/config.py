@@ -19,6 +19,8 @@ from typing import Any, Literal, Mapping
 
 import msgspec
 
+from services.ingestor.settings import IngestorSettings
+
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the key."""
@@ -79,6 +81,7 @@ class Config(msgspec.Struct, kw_only=True):
     embedded: EmbeddedSettings = msgspec.field(default_factory=EmbeddedSettings)
     streams: StreamSettings = msgspec.field(default_factory=StreamSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
+    ingestor: IngestorSettings = msgspec.field(default_factory=IngestorSettings)
 
 
 def _parse_scalar(text: str) -> Any:

@@ -161,8 +161,9 @@ class Feed:
         c.stale = False
         return actions
 
-    def on_disconnected(self, index: int, reason: str) -> Actions:
-        """The connection dropped (or never opened): every book on it is out of sync."""
+    def on_disconnected(self, index: int, reason: str, *, final: bool = False) -> Actions:
+        """The connection dropped (or never opened): every book on it is out of sync.
+        ``final``: the stream ended for good (end of a replay); the books stay as they are."""
         c = self.connections[index]
         now = self.clock()
         actions = Actions()
@@ -171,6 +172,8 @@ class Feed:
         self.stats.disconnects += c.ever_connected
         c.down_since = now
         actions.publish.append(self._status("disconnected", now, reason=reason))
+        if final:
+            return actions
         for s in c.symbols:
             if s in self.books:
                 self._book_outcome(c, s, self.books[s].invalidate("disconnected"), actions, resync=False)

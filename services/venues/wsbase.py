@@ -175,6 +175,9 @@ class WsAdapter:
     checksum only matches a book truncated to the subscribed depth)."""
     snapshot_depth: ClassVar[int] = 1000
     """Depth asked of the REST snapshot when resync is ``rest``."""
+    snapshot_requests_per_s: ClassVar[float] = 1.0
+    """Budget for REST snapshot requests of the ingestor, well inside the venue's limit
+    (it shares the IP with the executors)."""
     checksum: ClassVar[ChecksumFn | None] = None
     """CRC32 of the book as the venue computes it (services.venues.checksum)."""
     trades_resent_on_subscribe: ClassVar[bool] = False

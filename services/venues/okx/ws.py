@@ -103,6 +103,7 @@ class OkxWs(WsAdapter):
     resync = "rest"
     book_depth = 400
     snapshot_depth = 400
+    snapshot_requests_per_s = 5.0  # market/books: 40 requests per 2 s
     checksum = staticmethod(checksum.okx)
     bbo_from_book = False
     args_per_message = 50

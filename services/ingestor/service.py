@@ -1,0 +1,231 @@
+"""The ingestor service: venue feeds in, normalized market data out on NATS.
+
+    md.<venue>.<channel>.<symbol>   Trade, Ticker, BookSnapshot/BookDelta, BBO
+    md.<venue>.status               FeedStatus (connected, disconnected, gap, resynced, stale, trades_missed)
+
+``run_ingestor(nc, settings, stop)`` runs every configured venue in one process until
+``stop`` is set. Each venue is a :class:`~services.ingestor.feed.Feed` (sans-IO) driven
+by :class:`~services.ingestor.transport.WsConnection` tasks; REST snapshots for resync
+are fetched per symbol under the venue's rate budget. Market data goes out on core
+NATS (the ``MD`` stream captures it when enabled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any, Callable, Iterable
+
+import msgspec
+
+from schemas import encode, subjects
+from schemas.market import FeedStatus
+from services.config import Config
+from services.ingestor.feed import CHANNEL_OF_MESSAGE, Actions, Feed, FeedStats, Published
+from services.ingestor.settings import FeedSettings, IngestorSettings
+from services.ingestor.snapshots import RateBudget, RestSnapshots, SnapshotSource
+from services.ingestor.transport import Backoff, Tap, WsConnection
+from services.logs import get_logger
+from services.venues.wsbase import WsAdapter, ws_adapter
+
+log = get_logger("ingestor")
+
+
+class FeedSpec(msgspec.Struct, kw_only=True):
+    """One venue to ingest (from the config file or the command line)."""
+
+    venue: str
+    symbols: list[str]
+    channels: list[str]
+    url: str = ""
+    rest_url: str = ""
+    max_streams_per_connection: int = 0
+    prepare: Callable[[WsAdapter], None] | None = None
+    """Adjusts each new adapter (replay: the recorded book depth)."""
+
+
+def specs_from_settings(settings: IngestorSettings) -> list[FeedSpec]:
+    """The feeds an ``[ingestor]`` config section asks for."""
+    return [
+        FeedSpec(venue=venue, symbols=f.symbols, channels=f.channels, url=f.url, rest_url=f.rest_url,
+                 max_streams_per_connection=f.max_streams_per_connection)
+        for venue, f in settings.venues.items()
+    ]
+
+
+class Publisher:
+    """Publishes market data on core NATS. Messages of one frame are written to the
+    client's buffer together; nats-py's flusher sends them in one socket write, so a
+    busy feed publishes in batches without waiting for acknowledgements."""
+
+    def __init__(self, nc: Any) -> None:
+        self.nc = nc
+        self.published: Counter[tuple[str, str]] = Counter()
+        self._subjects: dict[tuple[str, str, str], str] = {}
+
+    def subject(self, message: Published) -> tuple[str, str]:
+        if isinstance(message, FeedStatus):
+            return subjects.md_status(message.venue), "status"
+        channel = CHANNEL_OF_MESSAGE[type(message)]
+        key = (message.venue, channel, message.symbol)
+        subject = self._subjects.get(key)
+        if subject is None:
+            subject = self._subjects[key] = subjects.md(*key)
+        return subject, channel
+
+    async def publish(self, messages: Iterable[Published]) -> None:
+        nc = self.nc
+        for m in messages:
+            subject, channel = self.subject(m)
+            if nc is not None:
+                await nc.publish(subject, encode(m))
+            self.published[(m.venue, channel)] += 1
+
+    async def flush(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.flush()
+
+
+class Ingestor:
+    """Runs feeds: connections, resync fetches, publishing, until ``stop``."""
+
+    def __init__(
+        self,
+        nc: Any,
+        specs: list[FeedSpec],
+        stop: asyncio.Event,
+        *,
+        snapshots: SnapshotSource | None = None,
+        reconnect: bool = True,
+        backoff: tuple[float, float] = (0.5, 30.0),
+        tap: Tap | None = None,
+        measure_latency: bool = False,
+        snapshot_attempts: int | None = None,
+    ) -> None:
+        self.stop = stop
+        self.publisher = Publisher(nc)
+        self.snapshots = snapshots or RestSnapshots(
+            base_urls={s.venue: s.rest_url for s in specs if s.rest_url}, tap=tap)
+        self.snapshot_attempts = snapshot_attempts
+        self.feeds: dict[str, Feed] = {}
+        self.connections: dict[str, list[WsConnection]] = {}
+        self.budgets: dict[str, RateBudget] = {}
+        self.latencies_ns: list[int] | None = [] if measure_latency else None
+        self._fetches: dict[tuple[str, str], asyncio.Task[None]] = {}
+        for spec in specs:
+            cls = ws_adapter(spec.venue)
+            feed = Feed(cls, spec.symbols, spec.channels, url=spec.url or None,
+                        max_streams_per_connection=spec.max_streams_per_connection or None, prepare=spec.prepare)
+            self.feeds[spec.venue] = feed
+            self.budgets[spec.venue] = RateBudget(cls.snapshot_requests_per_s)
+            self.connections[spec.venue] = [
+                WsConnection(feed, i, self._handler(spec.venue), stop, reconnect=reconnect,
+                             backoff=Backoff(*backoff), tap=tap)
+                for i in range(len(feed.connections))
+            ]
+
+    @property
+    def stats(self) -> dict[str, FeedStats]:
+        return {venue: feed.stats for venue, feed in self.feeds.items()}
+
+    def published(self, venue: str) -> dict[str, int]:
+        """Messages published for ``venue`` by channel (trade, ticker, book, bbo, status)."""
+        counts = {c: 0 for c in ("trade", "ticker", "book", "bbo", "status")}
+        for (v, channel), n in self.publisher.published.items():
+            if v == venue:
+                counts[channel] += n
+        return counts
+
+    async def run(self) -> dict[str, FeedStats]:
+        """Run until ``stop`` (or, without reconnect, until every connection has ended)."""
+        for venue, feed in self.feeds.items():
+            log.info("ingesting", venue=venue, symbols=len(feed.connection_of), channels=sorted(feed.channels),
+                     connections=len(feed.connections))
+        runs = [asyncio.create_task(c.run()) for conns in self.connections.values() for c in conns]
+        try:
+            await asyncio.gather(*runs)
+            while self._fetches and not self.stop.is_set():  # resyncs still under way
+                await asyncio.wait(list(self._fetches.values()))
+        finally:
+            for t in [*runs, *self._fetches.values()]:
+                t.cancel()
+            await asyncio.gather(*runs, *self._fetches.values(), return_exceptions=True)
+            await self.publisher.flush()
+            close = getattr(self.snapshots, "close", None)
+            if close is not None:
+                await close()
+        return self.stats
+
+    def _handler(self, venue: str) -> Callable[[Actions, int], Any]:
+        async def handle(actions: Actions, t_perf: int) -> None:
+            await self.apply(venue, actions, t_perf)
+
+        return handle
+
+    async def apply(self, venue: str, actions: Actions, t_perf: int = 0) -> None:
+        """Carry out a feed's actions: publish, send, fetch snapshots, reconnect, log."""
+        if actions.publish:
+            await self.publisher.publish(actions.publish)
+            if t_perf and self.latencies_ns is not None:
+                self.latencies_ns.append(time.perf_counter_ns() - t_perf)
+        connections = self.connections[venue]
+        for index, data in actions.send:
+            connections[index].send(data)
+        for symbol in actions.fetch:
+            key = (venue, symbol)
+            if key not in self._fetches:
+                task = asyncio.create_task(self._fetch_snapshot(venue, symbol))
+                self._fetches[key] = task
+                task.add_done_callback(lambda _t, k=key: self._fetches.pop(k, None))
+        for index in actions.reconnect:
+            connections[index].reopen.set()
+        for line in actions.log:
+            log.warning("feed notice", venue=venue, notice=line)
+
+    async def _fetch_snapshot(self, venue: str, symbol: str) -> None:
+        """Fetch one symbol's REST snapshot (retrying with backoff) and hand it to its book."""
+        feed = self.feeds[venue]
+        depth = feed.connection_of[symbol].adapter.snapshot_depth
+        backoff = Backoff(1.0, 30.0)
+        attempt = 0
+        while not self.stop.is_set():
+            await self.budgets[venue].take()
+            attempt += 1
+            try:
+                snapshot = await self.snapshots.fetch(venue, symbol, depth)
+            except Exception as e:  # any failure of one fetch: retry, never kill the feed
+                log.warning("book snapshot failed", venue=venue, symbol=symbol, attempt=attempt, error=str(e))
+                if self.snapshot_attempts is not None and attempt >= self.snapshot_attempts:
+                    await self.apply(venue, feed.on_snapshot_failed(symbol, str(e)))
+                    return
+                try:
+                    await asyncio.wait_for(self.stop.wait(), backoff.next())
+                except TimeoutError:
+                    pass
+                continue
+            self._fetches.pop((venue, symbol), None)  # a new gap may ask again while we apply
+            await self.apply(venue, feed.on_snapshot(symbol, snapshot))
+            return
+
+
+async def run_ingestor(
+    nc: Any, config: Config | IngestorSettings | list[FeedSpec], stop: asyncio.Event, **options: Any,
+) -> dict[str, FeedStats]:
+    """Run the ingestor on connection ``nc`` until ``stop``: every venue of ``config``
+    (its ``[ingestor]`` section, or explicit specs). ``options`` go to :class:`Ingestor`."""
+    if isinstance(config, Config):
+        config = config.ingestor
+    if isinstance(config, IngestorSettings):
+        options.setdefault("backoff", (config.reconnect_initial_s, config.reconnect_max_s))
+        specs = specs_from_settings(config)
+    else:
+        specs = config
+    if not specs:
+        log.info("ingestor: no venues configured")
+        await stop.wait()
+        return {}
+    return await Ingestor(nc, specs, stop, **options).run()
+
+
+__all__ = ["FeedSettings", "FeedSpec", "Ingestor", "IngestorSettings", "Publisher", "run_ingestor", "specs_from_settings"]

@@ -1,0 +1,117 @@
+"""REST book snapshots for resync, under a per-venue rate budget.
+
+The request and its parsing are the venue's REST adapter's (``orderbook`` operation:
+``build_request`` / ``parse_response`` in services.venues); this module only sends it,
+paces it, and turns the reply into a :class:`BookUpdate` for the book engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+
+from schemas.market import BookSnapshot
+from schemas.queries import OrderBookQuery
+from services.venues.wsbase import BookUpdate
+
+
+class SnapshotError(RuntimeError):
+    """A book snapshot could not be fetched or read."""
+
+
+class SnapshotSource(Protocol):
+    async def fetch(self, venue: str, symbol: str, depth: int) -> BookUpdate:
+        """The venue's current book of ``symbol`` (``sequence`` = its update id, if any)."""
+        ...
+
+
+class RateBudget:
+    """Token bucket: ``rate`` requests per second, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: float = 1.0) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.updated = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        """Wait until a request may be sent."""
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+def rebase(url: str, base: str) -> str:
+    """``url`` with its scheme and host replaced by those of ``base`` (simulator, replay)."""
+    u, b = urlsplit(url), urlsplit(base)
+    return urlunsplit((b.scheme, b.netloc, (b.path.rstrip("/") + u.path) if b.path else u.path, u.query, ""))
+
+
+def to_book_update(book: BookSnapshot, ts_recv: int) -> BookUpdate:
+    """A published-form snapshot (from the REST adapter) as input for the book engine."""
+    return BookUpdate(
+        symbol=book.symbol, snapshot=True, ts_event=book.ts_event, ts_recv=ts_recv, sequence=book.venue_sequence,
+        bids=[(lv.price, lv.size) for lv in book.bids], asks=[(lv.price, lv.size) for lv in book.asks],
+    )
+
+
+class RestSnapshots:
+    """Book snapshots through the venues' REST adapters.
+
+    ``base_urls`` sends a venue's requests elsewhere (the replay server, the simulator);
+    ``tap`` sees every response (``exbus record``).
+    """
+
+    def __init__(self, *, base_urls: dict[str, str] | None = None, tap: Any = None, timeout_s: float = 10.0) -> None:
+        self.base_urls = base_urls or {}
+        self.tap = tap
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def fetch(self, venue: str, symbol: str, depth: int) -> BookUpdate:
+        adapter = _rest_adapter(venue)
+        request = adapter.build_request("orderbook", OrderBookQuery(symbol=symbol, depth=depth), None,
+                                        time.time_ns() // 1_000_000)
+        url = rebase(request.url, self.base_urls[venue]) if venue in self.base_urls else request.url
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        try:
+            async with self._session.request(request.method, url, headers=request.headers or None,
+                                             data=request.body or None) as resp:
+                body = await resp.read()
+                status, headers = resp.status, dict(resp.headers)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise SnapshotError(f"{venue} {symbol}: {type(e).__name__}: {e}") from None
+        ts_recv = time.time_ns()
+        if self.tap is not None:
+            self.tap.http(request.url, body)
+        result = adapter.parse_response("orderbook", status, headers, body)
+        book = getattr(result, "book", result)
+        if not isinstance(book, BookSnapshot):
+            raise SnapshotError(f"{venue} {symbol}: {result!r}")
+        return to_book_update(book, ts_recv)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _rest_adapter(venue: str) -> Any:
+    venues = importlib.import_module("services.venues")
+    return venues.rest_adapter(venue)
+
+
+__all__ = ["RateBudget", "RestSnapshots", "SnapshotError", "SnapshotSource", "rebase", "to_book_update"]
