@@ -82,6 +82,15 @@ class FaultInjector:
         return latency, chosen
 
 
+async def _stopped_within(closing: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds``, or less if the simulator stops meanwhile (then True)."""
+    try:
+        await asyncio.wait_for(closing.wait(), seconds)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
 def fault_middleware(
     injector: FaultInjector,
     venue: str,
@@ -100,8 +109,10 @@ def fault_middleware(
         if request.path.startswith("/__sim/") or request.headers.get("Upgrade", "").lower() == "websocket":
             return await handler(request)
         latency, fault = injector.draw(venue, request.method, request.path, route_kind(request.method, request.path))
-        if latency:
-            await asyncio.sleep(latency)
+        if latency and await _stopped_within(closing, latency):
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=503)
         if fault is None:
             return await handler(request)
         held: list[Order] = []
