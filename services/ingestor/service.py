@@ -102,6 +102,7 @@ class Ingestor:
         tap: Tap | None = None,
         measure_latency: bool = False,
         snapshot_attempts: int | None = None,
+        stale_after_s: float | None = None,
     ) -> None:
         self.stop = stop
         self.publisher = Publisher(nc)
@@ -121,7 +122,7 @@ class Ingestor:
             self.budgets[spec.venue] = RateBudget(cls.snapshot_requests_per_s)
             self.connections[spec.venue] = [
                 WsConnection(feed, i, self._handler(spec.venue), stop, reconnect=reconnect,
-                             backoff=Backoff(*backoff), tap=tap)
+                             backoff=Backoff(*backoff), tap=tap, stale_after_s=stale_after_s)
                 for i in range(len(feed.connections))
             ]
 
