@@ -182,9 +182,12 @@ async def run_replay(
     channels: Sequence[str] | None = None,
     stop: asyncio.Event | None = None,
     measure_latency: bool = False,
+    snapshots: Any = None,
 ) -> tuple[dict, Any]:
     """Replay ``recording`` through the live ingestor path, publishing on ``nc`` (None:
-    count only). Returns the summary line and the ingestor (stats, latencies)."""
+    count only). ``snapshots`` replaces the REST snapshot source (default: the venue's
+    REST adapter against the replay's HTTP server). Returns the summary line and the
+    ingestor (stats, latencies)."""
     from services.ingestor.service import FeedSpec, Ingestor
     from services.venues.wsbase import ws_adapter
 
@@ -201,7 +204,8 @@ async def run_replay(
             max_streams_per_connection=10**6,  # one connection, as the recording has
             prepare=lambda a: a.recorded_subscriptions(recording.url, recording.sent),
         )
-        ingestor = Ingestor(nc, [spec], stop, reconnect=False, snapshot_attempts=3, measure_latency=measure_latency)
+        ingestor = Ingestor(nc, [spec], stop, reconnect=False, snapshot_attempts=3, measure_latency=measure_latency,
+                            snapshots=snapshots)
         stats = (await ingestor.run())[recording.venue]
     published = ingestor.published(recording.venue)
     summary = {
