@@ -781,7 +781,6 @@ class BinanceVenue(Venue):
         combined = request.path == "/stream"
         names = (request.query.get("streams", "") if combined else request.match_info.get("streams", "")).split("/")
         ws = web.WebSocketResponse(autoping=True, heartbeat=None)
-        await ws.prepare(request)
         alias: dict[str, str] = {}  # topic -> the name the client subscribed with
 
         def render(topic: str, event: Any) -> str:
@@ -792,15 +791,17 @@ class BinanceVenue(Venue):
         client = StreamClient(ws, render)
         for name in filter(None, names):
             self._subscribe(client, name, alias)
-        await self.hub.serve(client, lambda c, data: self._ws_message(c, data, alias))
+        self.hub.add(client)
+        try:
+            await ws.prepare(request)
+            await self.hub.serve(client, lambda c, data: self._ws_message(c, data, alias))
+        finally:
+            self.hub.clients.discard(client)
         return ws
 
     def _subscribe(self, client: StreamClient, name: str, alias: dict[str, str]) -> None:
-        if name in self.listen_keys:
-            topic = f"user:{self.listen_keys[name]}"
-            alias[topic] = name
-        else:
-            topic = name.lower()
+        topic = f"user:{self.listen_keys[name]}" if name in self.listen_keys else name.lower()
+        alias[topic] = name  # stream names match case-insensitively; frames carry the client's spelling
         client.topics.add(topic)
 
     def _ws_message(self, client: StreamClient, data: str | bytes, alias: dict[str, str]) -> None:
@@ -814,11 +815,13 @@ class BinanceVenue(Venue):
         if method == "SUBSCRIBE":
             for name in params:
                 self._subscribe(client, name, alias)
+            self.hub.touched()
             client.send(encode({"result": None, "id": req_id}).decode())
         elif method == "UNSUBSCRIBE":
             for name in params:
-                client.topics.discard(name.lower())
-                client.topics.discard(f"user:{self.listen_keys.get(name, '')}")
+                topic = f"user:{self.listen_keys[name]}" if name in self.listen_keys else name.lower()
+                client.topics.discard(topic)
+                alias.pop(topic, None)
             client.send(encode({"result": None, "id": req_id}).decode())
         elif method == "LIST_SUBSCRIPTIONS":
             client.send(encode({"result": sorted(alias.get(t, t) for t in client.topics), "id": req_id}).decode())
@@ -873,7 +876,7 @@ class BinanceVenue(Venue):
             data["u"] += n * depth_span
         if "E" in data:
             data["E"] = now_ms
-        self.hub.publish(stream, data)
+        self.hub.publish(stream.lower(), data)
 
 
 def _step(filters: dict[str, dict[str, Any]]) -> Decimal:

@@ -61,6 +61,7 @@ class Hub:
 
     def __init__(self) -> None:
         self.clients: set[StreamClient] = set()
+        self._waiters: list[tuple[str, asyncio.Future[None]]] = []
 
     def publish(self, topic: str, event: Any) -> None:
         for client in list(self.clients):
@@ -70,8 +71,30 @@ class Hub:
     def has(self, topic: str) -> bool:
         return any(topic in c.topics for c in self.clients)
 
+    def add(self, client: StreamClient) -> None:
+        """Register a connection (before its handshake completes, so nothing published after
+        the client sees the connection open is missed)."""
+        self.clients.add(client)
+        self.touched()
+
+    def touched(self) -> None:
+        """Subscriptions changed: wake whoever waits for a topic that now has a subscriber."""
+        for topic, waiter in list(self._waiters):
+            if waiter.done() or self.has(topic):
+                if not waiter.done():
+                    waiter.set_result(None)
+                self._waiters.remove((topic, waiter))
+
+    async def subscribed(self, topic: str) -> None:
+        """Return once some connection subscribes to ``topic``."""
+        if self.has(topic):
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((topic, waiter))
+        await waiter
+
     async def serve(self, client: StreamClient, on_message: Callable[[StreamClient, str | bytes], None]) -> None:
-        """Run a connection: reader (``on_message`` per frame) and writer, until either ends."""
+        """Run a registered connection: reader (``on_message`` per frame) and writer, until either ends."""
         self.clients.add(client)
         writer = asyncio.create_task(client.pump())
         try:

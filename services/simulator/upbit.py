@@ -678,6 +678,7 @@ class UpbitVenue(Venue):
             if t.get("isOnlySnapshot"):
                 sub.types.pop(t["type"])
         client.topics = {f"user:{account.name}"} if account else {"public"}
+        self.hub.touched()
 
     def _snapshot(self, kind: str, code: str) -> dict[str, Any] | None:
         """The current orderbook or last trade of a market, as a SNAPSHOT event."""
