@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 
 from services.bus.embedded import EmbeddedNats
+
+if TYPE_CHECKING:
+    from services.simulator import Simulator
 
 # Shared machines are slow and busy: no per-example deadline, no too-slow health check.
 settings.register_profile("exbus", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -54,3 +57,14 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not (k.startswith("EXBUS_") or k == "NATS_URL")}
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator["Simulator"]:
+    """The venue simulator (Binance, Upbit) on free loopback ports with its default paper
+    accounts and still books; ``simulator.binance_url``, ``.binance_ws_url``, ``.upbit_url``,
+    ``.upbit_ws_url``. Build ``Simulator(settings)`` directly for other accounts or faults."""
+    from services.simulator import Simulator
+
+    async with Simulator({"replay": False}) as sim:
+        yield sim

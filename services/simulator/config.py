@@ -88,7 +88,7 @@ class BinanceLimits(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class BinanceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     accounts: list[Account] = msgspec.field(default_factory=lambda: [Account(
-        name="demo", api_key="sim-binance-demo-key", secret="sim-binance-demo-secret",
+        name="demo", api_key="sim-binance-demo-key", secret="sim-binance-demo-secret-" + "0" * 40,
         balances={a: Decimal(v) for a, v in {
             "USDT": "100000", "BTC": "10", "ETH": "100", "EUR": "100000",
             "NKN": "100000", "BLZ": "100000", "LRC": "100000", "RUNE": "10000",
@@ -101,7 +101,7 @@ class BinanceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class UpbitSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     accounts: list[Account] = msgspec.field(default_factory=lambda: [Account(
-        name="demo", api_key="sim-upbit-demo-access", secret="sim-upbit-demo-secret",
+        name="demo", api_key="sim-upbit-demo-access", secret="sim-upbit-demo-secret-" + "0" * 42,
         balances={a: Decimal(v) for a, v in {
             "KRW": "100000000", "BTC": "10", "LAMB": "1000000", "WAVES": "10000",
             "ITAM": "100000", "PAX": "100000", "XTZ": "10000",

@@ -13,6 +13,7 @@ recorded is ever rounded through a float.
 from __future__ import annotations
 
 import ast
+import functools
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
@@ -87,8 +88,9 @@ class UpbitRecording(NamedTuple):
     """websocket/v1 frames in SIMPLE format."""
 
 
+@functools.lru_cache(maxsize=4)
 def load_binance(directory: Path) -> BinanceRecording:
-    """BINANCE.0 (exchangeInfo), BINANCE.http.0.0 (depth snapshots), BINANCE.ws.1.0 (streams)."""
+    """(Read once per process; treat as read-only.) BINANCE.0 (exchangeInfo), BINANCE.http.0.0 (depth snapshots), BINANCE.ws.1.0 (streams)."""
     (info,) = [r.body for r in read_rest(directory / "BINANCE.0") if "/exchangeInfo" in r.url]
     depth = {}
     for r in read_rest(directory / "BINANCE.http.0.0"):
@@ -98,7 +100,8 @@ def load_binance(directory: Path) -> BinanceRecording:
     return BinanceRecording(info, depth, read_frames(directory / "BINANCE.ws.1.0"))
 
 
+@functools.lru_cache(maxsize=4)
 def load_upbit(directory: Path) -> UpbitRecording:
-    """UPBIT.0 (/v1/market/all) and UPBIT.ws.62.0 (trade and orderbook frames)."""
+    """(Read once per process; treat as read-only.) UPBIT.0 (/v1/market/all) and UPBIT.ws.62.0 (trade and orderbook frames)."""
     (markets,) = [r.body for r in read_rest(directory / "UPBIT.0") if "/market/all" in r.url]
     return UpbitRecording(markets, read_frames(directory / "UPBIT.ws.62.0"))

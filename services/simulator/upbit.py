@@ -643,6 +643,8 @@ class UpbitVenue(Venue):
         def error(name: str, message: str) -> None:
             client.send(encode({"error": {"name": name, "message": message}}))
 
+        if data in ("PING", b"PING"):  # the docs' keep-alive message
+            return client.send(encode({"status": "UP"}))
         try:
             request = json.loads(data)
         except ValueError:

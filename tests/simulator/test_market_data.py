@@ -97,3 +97,24 @@ async def test_upbit_ticker_follows_the_recorded_trades(upbit: Any, shared_data:
 async def test_upbit_unknown_market(upbit: Any) -> None:
     reply = await upbit.public("/v1/orderbook", markets="KRW-NOPE")
     assert (reply.status, reply.json) == (404, {"error": {"name": 404, "message": "Code not found"}})
+
+
+async def test_the_shared_fixture_has_working_paper_accounts(simulator: Any, session: Any) -> None:
+    """tests/conftest.py's ``simulator``: default accounts (config.py), both venues reachable."""
+    import hashlib
+    import hmac
+    import uuid
+
+    import jwt
+
+    from services.simulator.config import SimConfig
+
+    defaults = SimConfig()
+    b, u = defaults.binance.accounts[0], defaults.upbit.accounts[0]
+    query = f"timestamp={simulator.clock() // 1_000_000}"
+    query += "&signature=" + hmac.new(b.secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+    async with session.get(f"{simulator.binance_url}/api/v3/account?{query}", headers={"X-MBX-APIKEY": b.api_key}) as r:
+        assert r.status == 200 and {x["asset"] for x in (await r.json())["balances"]} >= {"USDT", "BTC"}
+    token = jwt.encode({"access_key": u.api_key, "nonce": str(uuid.uuid4())}, u.secret, algorithm="HS512")
+    async with session.get(simulator.upbit_url + "/v1/accounts", headers={"Authorization": f"Bearer {token}"}) as r:
+        assert r.status == 200 and {x["currency"] for x in await r.json()} >= {"KRW", "BTC"}

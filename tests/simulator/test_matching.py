@@ -250,3 +250,27 @@ async def test_upbit_cancel_answers_the_order_as_it_was_then_it_is_canceled(upbi
     again = await upbit.request("DELETE", "/v1/order", params={"uuid": placed["uuid"]})
     assert (again.status, again.json["error"]["name"]) == (404, "order_not_found")
     assert (await upbit_balances(upbit))["LAMB"] == (D("100000"), 0)
+
+
+async def test_upbit_ioc_and_best_orders_never_rest(upbit: Any) -> None:
+    ioc = (await upbit.order(market="KRW-WAVES", side="bid", volume="60", price="20240", ord_type="limit",
+                             time_in_force="ioc")).json  # only 50 offered at 20240 (UPBIT.ws.62.0)
+    assert (ioc["state"], ioc["executed_volume"], ioc["locked"]) == ("cancel", "50.0", "0.0")
+    best = (await upbit.order(market="KRW-WAVES", side="ask", volume="30", ord_type="best",
+                              time_in_force="ioc")).json  # the best bid level only: 23.55726098 at 20230
+    assert (best["ord_type"], best["state"], D(best["executed_volume"])) == ("best", "cancel", D("23.55726098"))
+
+
+async def test_binance_unknown_and_finished_orders(binance: Any) -> None:
+    missing = await binance.signed("GET", "/api/v3/order", {"symbol": "NKNUSDT", "origClientOrderId": "never"})
+    assert (missing.status, missing.json) == (400, {"code": -2013, "msg": "Order does not exist."})
+    filled = (await binance.order(symbol="NKNUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="100",
+                                  price="0.3525", newClientOrderId="done-1")).json
+    assert filled["status"] == "FILLED"
+    cancel = await binance.signed("DELETE", "/api/v3/order", {"symbol": "NKNUSDT", "orderId": filled["orderId"]})
+    assert (cancel.status, cancel.json) == (400, {"code": -2011, "msg": "Unknown order sent."})
+    mismatch = await binance.signed("GET", "/api/v3/order", {"symbol": "NKNUSDT", "orderId": filled["orderId"],
+                                                              "origClientOrderId": "other"})
+    assert mismatch.json["code"] == -2013
+    opened = await binance.signed("GET", "/api/v3/openOrders", {"symbol": "NKNUSDT"})
+    assert opened.json == []

@@ -133,6 +133,8 @@ async def test_upbit_stream_request_errors(sim: Any, session: aiohttp.ClientSess
         assert (await receive_json(ws))["error"]["name"] == "NO_TICKET"
         await ws.send_str("not json")
         assert (await receive_json(ws))["error"]["name"] == "WRONG_FORMAT"
+        await ws.send_str("PING")
+        assert await receive_json(ws) == {"status": "UP"}
 
 
 async def test_upbit_private_stream_reports_my_orders(sim: Any, session: aiohttp.ClientSession, upbit: Any) -> None:
@@ -153,3 +155,18 @@ async def test_upbit_private_stream_needs_a_token(sim: Any, session: aiohttp.Cli
     with pytest.raises(aiohttp.WSServerHandshakeError) as e:
         await session.ws_connect(sim.upbit_ws_url + "/websocket/v1/private")
     assert e.value.status == 401
+
+
+@REPLAY
+async def test_the_replayed_market_fills_a_resting_order(sim: Any, session: aiohttp.ClientSession, binance: Any) -> None:
+    """A sell resting inside the recorded spread (0.3521 / 0.3525) is reached by the replayed
+    trades and depth updates of NKNUSDT, and fills as a maker."""
+    key = (await binance.signed("POST", "/api/v3/userDataStream")).json["listenKey"]
+    async with session.ws_connect(sim.binance_ws_url + f"/ws/{key}") as ws:
+        await binance.order(symbol="NKNUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="100",
+                            price="0.3523", newClientOrderId="resting-1")
+        while True:
+            event = await receive_json(ws, timeout=10)
+            if event.get("x") == "TRADE":
+                break
+    assert (event["c"], event["m"], event["L"]) == ("resting-1", True, "0.35230000")
