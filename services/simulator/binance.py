@@ -87,6 +87,7 @@ def no_such_order() -> BinanceError:
 def invalid_symbol() -> BinanceError:
     return BinanceError(400, -1121, "Invalid symbol.")
 
+
 def fmt(d: Decimal) -> str:
     """Binance's 8-decimal strings ("0.35210000")."""
     return f"{d.quantize(QUANTUM):f}"
@@ -96,7 +97,8 @@ def fmt(d: Decimal) -> str:
 
 
 def _depth_weight(p: dict[str, str]) -> int:
-    limit = int(p.get("limit") or 100) if (p.get("limit") or "100").isdigit() else 100
+    text = p.get("limit") or "100"
+    limit = int(text) if text.isdigit() else 100
     return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
@@ -490,7 +492,9 @@ class BinanceVenue(Venue):
                 raise fail(name)
         mx = filters.get("MAX_NUM_ORDERS")
         if mx and order.order_type == "limit":
-            open_n = sum(1 for o in self.orders.values() if o.account == order.account and o.symbol == symbol and o.is_open)
+            book = self.exchange.books[symbol]
+            open_n = sum(1 for side in (book.resting_bids, book.resting_asks) for queue in side.values()
+                          for o in queue if o.account == order.account)
             if open_n >= int(mx["maxNumOrders"]):
                 raise fail("MAX_NUM_ORDERS")
 

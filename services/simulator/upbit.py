@@ -24,7 +24,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -78,6 +78,9 @@ class UpbitError(Exception):
     def __init__(self, status: int, name: str | int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(f"{name}: {message}")
         self.status, self.name, self.message, self.headers = status, name, message, headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"name": self.name, "message": self.message}}
 
 
 def validation_error(message: str) -> UpbitError:
@@ -199,15 +202,15 @@ class UpbitVenue(Venue):
     # -- routes ---------------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
-        routes = [
-            ("GET", "/v1/market/all", self.market_all), ("GET", "/v1/ticker", self.ticker),
-            ("GET", "/v1/orderbook", self.orderbook), ("GET", "/v1/accounts", self.accounts_list),
-            ("POST", "/v1/orders", self.new_order), ("DELETE", "/v1/order", self.cancel_order),
-            ("GET", "/v1/order", self.get_order), ("GET", "/v1/orders/open", self.open_orders),
-            ("GET", "/v1/orders/closed", self.closed_orders),
-        ]
-        for method, path, handler in routes:
-            app.router.add_route(method, path, self._wrap(handler))
+        for path, handler in (("/v1/market/all", self.market_all), ("/v1/ticker", self.ticker),
+                              ("/v1/orderbook", self.orderbook)):
+            app.router.add_get(path, self._quotation(handler))
+        for method, path, handler in (
+            ("GET", "/v1/accounts", self.accounts_list), ("POST", "/v1/orders", self.new_order),
+            ("DELETE", "/v1/order", self.cancel_order), ("GET", "/v1/order", self.get_order),
+            ("GET", "/v1/orders/open", self.open_orders), ("GET", "/v1/orders/closed", self.closed_orders),
+        ):
+            app.router.add_route(method, path, self._exchange(handler))
         app.router.add_get("/websocket/v1", self._ws)
         app.router.add_get("/websocket/v1/private", self._ws_private)
 
@@ -221,27 +224,36 @@ class UpbitVenue(Venue):
     def error_body(self, status: int) -> bytes:
         return encode({"error": {"name": "server_error", "message": "Internal server error."}})
 
-    def _wrap(self, handler: Any) -> Any:
-        """Rate limits (per IP for quotation, per account for exchange), auth, error bodies."""
-        quotation = handler.__name__ in ("market_all", "ticker", "orderbook")
+    def _quotation(self, handler: Any) -> Any:
+        """A public route: per-IP group limit; decimals as JSON numbers, as Upbit quotes them."""
 
         async def route(request: web.Request) -> web.Response:
-            now = self.clock()
             headers: dict[str, str] = {}
             try:
-                if quotation:
-                    scope = self.limits.scope(f"ip:{request.remote}")
-                    self._admit(scope, QUOTATION_GROUPS[request.path], now, headers, quotation=True)
-                    result, status = await handler(request)
-                else:
-                    account, params = await self._authenticate(request)
-                    group = "order" if (request.method, request.path) in ORDER_GROUP_ROUTES else "default"
-                    self._admit(self.limits.scope(f"account:{account.name}"), group, now, headers, quotation=False)
-                    result, status = await handler(request, account, params)
+                scope = self.limits.scope(f"ip:{request.remote}")
+                self._admit(scope, QUOTATION_GROUPS[request.path], self.clock(), headers, quotation=True)
+                result, status = await handler(request)
             except UpbitError as e:
-                result, status = {"error": {"name": e.name, "message": e.message}}, e.status
+                result, status = e.body(), e.status
                 headers.update(e.headers)
-            return json_response(result, status, headers, decimals_as_numbers=quotation)
+            return json_response(result, status, headers, decimals_as_numbers=True)
+
+        return route
+
+    def _exchange(self, handler: Any) -> Any:
+        """A private route: JWT, then the account's group limit (``order`` or ``default``)."""
+
+        async def route(request: web.Request) -> web.Response:
+            headers: dict[str, str] = {}
+            try:
+                account, params = await self._authenticate(request)
+                group = "order" if (request.method, request.path) in ORDER_GROUP_ROUTES else "default"
+                self._admit(self.limits.scope(f"account:{account.name}"), group, self.clock(), headers, quotation=False)
+                result, status = await handler(request, account, params)
+            except UpbitError as e:
+                result, status = e.body(), e.status
+                headers.update(e.headers)
+            return json_response(result, status, headers)
 
         return route
 
@@ -395,10 +407,7 @@ class UpbitVenue(Venue):
         value = params.get(name)
         if value is None or value == "":
             return None
-        try:
-            d = parse_decimal(str(value)) if not isinstance(value, (int, float)) else Decimal(str(value))
-        except InvalidOperation:
-            d = None
+        d = parse_decimal(str(value))  # the body was read with numbers kept as their text
         if d is None or d <= 0:
             raise validation_error(f"{name} does not have a valid value")
         return d
@@ -610,7 +619,7 @@ class UpbitVenue(Venue):
         try:
             account, _ = await self._authenticate(request)
         except UpbitError as e:
-            return json_response({"error": {"name": e.name, "message": e.message}}, e.status)
+            return json_response(e.body(), e.status)
         return await self._serve_ws(request, account)
 
     async def _serve_ws(self, request: web.Request, account: Account | None) -> web.WebSocketResponse:
