@@ -14,7 +14,10 @@ Integrity, as published on ``md.<venue>.status``:
 - a gap in a connection-wide sequence (Bitfinex, Coinbase) or a disconnect puts every
   book of that connection out of sync the same way;
 - trades that may have been lost (disconnect, sequence gap) get a ``trades_missed``
-  status with the time range, narrowed or dropped when the venue re-sends recent trades.
+  status with the time range; where the venue has public trades over REST (Binance,
+  Kraken, OKX) the range is fetched and the unseen trades published, then a
+  ``resynced`` status on the trade channel; where it re-sends its latest trades on
+  subscribe (Bitfinex) those fill the range and the status says what they missed.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ class Actions(msgspec.Struct):
     fetch: list[str] = msgspec.field(default_factory=list)
     """Symbols whose REST book snapshot is needed."""
     reconnect: list[int] = msgspec.field(default_factory=list)
+    backfill: list[tuple[str, int, int]] = msgspec.field(default_factory=list)
+    """(symbol, since ns, until ns): trades to fetch over REST after a disconnect."""
     log: list[str] = msgspec.field(default_factory=list)
     """Notices worth a log line (venue errors)."""
 
@@ -292,13 +297,40 @@ class Feed:
         trail.missed_from = None
 
     def _report_missed_trades(self, c: Connection, now: int, actions: Actions) -> None:
+        can_backfill = c.adapter.trades_page_limit > 0
         for s in c.symbols:
             trail = self.trades.get(s)
             if trail is not None and trail.missed_from is not None:
+                reason = "disconnected; backfilling over REST" if can_backfill else "disconnected"
                 actions.publish.append(self._status(
-                    "trades_missed", now, symbol=s, channel="trade", reason="disconnected",
+                    "trades_missed", now, symbol=s, channel="trade", reason=reason,
                     missed_from=trail.missed_from, missed_to=now))
+                if can_backfill:
+                    actions.backfill.append((s, trail.missed_from, now))
                 trail.missed_from = None
+
+    def on_trades_backfill(self, symbol: str, since_ns: int, until_ns: int, trades: list[Trade]) -> Actions:
+        """Trades fetched over REST for a missed range: publish the ones not yet seen,
+        then ``resynced`` on the trade channel, or ``trades_missed`` again when the
+        venue's page limit may have cut the range short."""
+        actions = Actions()
+        trail = self.trades[symbol]
+        fresh = sorted((t for t in trades if since_ns <= t.ts_event <= until_ns and t.trade_id not in trail.ids),
+                       key=lambda t: t.ts_event)
+        for t in fresh:
+            self._trade(t, actions)
+        self.stats.trades_backfilled += len(fresh)
+        limit = self.connection_of[symbol].adapter.trades_page_limit
+        now = self.clock()
+        if limit and len(trades) >= limit:
+            actions.publish.append(self._status(
+                "trades_missed", now, symbol=symbol, channel="trade", missed_from=since_ns, missed_to=until_ns,
+                reason=f"backfill incomplete: {len(fresh)} trades published, the venue's page limit was reached"))
+        else:
+            actions.publish.append(self._status(
+                "resynced", now, symbol=symbol, channel="trade",
+                reason=f"backfilled {len(fresh)} trades over REST"))
+        return actions
 
     def _stream_sequence(self, c: Connection, sequence: int, ts_recv: int, actions: Actions) -> None:
         last = c.stream_sequence

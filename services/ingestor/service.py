@@ -106,14 +106,15 @@ class Ingestor:
     ) -> None:
         self.stop = stop
         self.publisher = Publisher(nc)
-        self.snapshots = snapshots or RestSnapshots(
-            base_urls={s.venue: s.rest_url for s in specs if s.rest_url}, tap=tap)
+        self.rest = RestSnapshots(base_urls={s.venue: s.rest_url for s in specs if s.rest_url}, tap=tap)
+        self.snapshots = snapshots or self.rest
         self.snapshot_attempts = snapshot_attempts
         self.feeds: dict[str, Feed] = {}
         self.connections: dict[str, list[WsConnection]] = {}
         self.budgets: dict[str, RateBudget] = {}
         self.latencies_ns: list[int] | None = [] if measure_latency else None
         self._fetches: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._backfills: set[asyncio.Task[None]] = set()
         for spec in specs:
             cls = ws_adapter(spec.venue)
             feed = Feed(cls, spec.symbols, spec.channels, url=spec.url or None,
@@ -149,13 +150,12 @@ class Ingestor:
             while self._fetches and not self.stop.is_set():  # resyncs still under way
                 await asyncio.wait(list(self._fetches.values()))
         finally:
-            for t in [*runs, *self._fetches.values()]:
+            pending = [*runs, *self._fetches.values(), *self._backfills]
+            for t in pending:
                 t.cancel()
-            await asyncio.gather(*runs, *self._fetches.values(), return_exceptions=True)
+            await asyncio.gather(*pending, return_exceptions=True)
             await self.publisher.flush()
-            close = getattr(self.snapshots, "close", None)
-            if close is not None:
-                await close()
+            await self.rest.close()
         return self.stats
 
     def _handler(self, venue: str) -> Callable[[Actions, int], Any]:
@@ -179,6 +179,10 @@ class Ingestor:
                 task = asyncio.create_task(self._fetch_snapshot(venue, symbol))
                 self._fetches[key] = task
                 task.add_done_callback(lambda _t, k=key: self._fetches.pop(k, None))
+        for symbol, since, until in actions.backfill:
+            task = asyncio.create_task(self._backfill_trades(venue, symbol, since, until))
+            self._backfills.add(task)
+            task.add_done_callback(self._backfills.discard)
         for index in actions.reconnect:
             connections[index].reopen.set()
         for line in actions.log:
@@ -208,6 +212,23 @@ class Ingestor:
             self._fetches.pop((venue, symbol), None)  # a new gap may ask again while we apply
             await self.apply(venue, feed.on_snapshot(symbol, snapshot))
             return
+
+
+    async def _backfill_trades(self, venue: str, symbol: str, since_ns: int, until_ns: int) -> None:
+        """Fetch the public trades of a missed range over REST and publish the unseen ones."""
+        feed = self.feeds[venue]
+        adapter = feed.connection_of[symbol].adapter
+        url = adapter.trades_backfill_url(symbol, since_ns, until_ns)
+        if url is None:
+            return
+        await self.budgets[venue].take()
+        try:
+            body = await self.rest.get(venue, url)
+            trades = adapter.parse_trades_backfill(symbol, body, time.time_ns())
+        except Exception as e:  # the trades_missed status already stands; nothing else to undo
+            log.warning("trade backfill failed", venue=venue, symbol=symbol, error=str(e))
+            return
+        await self.apply(venue, feed.on_trades_backfill(symbol, since_ns, until_ns, trades))
 
 
 async def run_ingestor(

@@ -68,7 +68,7 @@ def to_book_update(book: BookSnapshot, ts_recv: int) -> BookUpdate:
 
 
 class RestSnapshots:
-    """Book snapshots through the venues' REST adapters.
+    """Book snapshots through the venues' REST adapters, and public GETs (trade backfill).
 
     ``base_urls`` sends a venue's requests elsewhere (the replay server, the simulator);
     ``tap`` sees every response (``exbus record``).
@@ -80,15 +80,33 @@ class RestSnapshots:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        return self._session
+
+    async def get(self, venue: str, url: str) -> bytes:
+        """Body of a public GET (trade backfill); raises SnapshotError unless 200."""
+        target = rebase(url, self.base_urls[venue]) if venue in self.base_urls else url
+        try:
+            async with self._client().get(target) as resp:
+                body = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise SnapshotError(f"GET {url}: {type(e).__name__}: {e}") from None
+        if self.tap is not None:
+            self.tap.http(url, body)
+        if status != 200:
+            raise SnapshotError(f"GET {url}: HTTP {status}: {body[:200]!r}")
+        return body
+
     async def fetch(self, venue: str, symbol: str, depth: int) -> BookUpdate:
         adapter = _rest_adapter(venue)
         request = adapter.build_request("orderbook", OrderBookQuery(symbol=symbol, depth=depth), None,
                                         time.time_ns() // 1_000_000)
         url = rebase(request.url, self.base_urls[venue]) if venue in self.base_urls else request.url
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
         try:
-            async with self._session.request(request.method, url, headers=request.headers or None,
+            async with self._client().request(request.method, url, headers=request.headers or None,
                                              data=request.body or None) as resp:
                 body = await resp.read()
                 status, headers = resp.status, dict(resp.headers)

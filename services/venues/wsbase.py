@@ -239,6 +239,19 @@ class WsAdapter:
         """Events in one received frame; ``ts_recv`` is the local receive time in ns."""
         raise NotImplementedError
 
+    # -- public trades over REST, to backfill a disconnect ------------------------------
+    trades_page_limit: ClassVar[int] = 0
+    """Most trades one backfill request returns (0: the venue has no such request)."""
+
+    def trades_backfill_url(self, symbol: str, since_ns: int, until_ns: int) -> str | None:
+        """GET URL of the venue's public trades of ``symbol`` in [since, until], or None
+        when it has none. No credentials: public market data only."""
+        return None
+
+    def parse_trades_backfill(self, symbol: str, body: bytes, ts_recv: int) -> list[Trade]:
+        """Trades in the venue's answer to ``trades_backfill_url``, oldest first."""
+        raise NotImplementedError
+
     def recorded_subscriptions(self, url: str, sent: Sequence[str]) -> list[Subscription]:
         """The subscriptions a recorded session made (its URL and sent messages), so a
         recording can be replayed without naming them; also adopts recorded options

@@ -76,7 +76,7 @@ def test_binance_subscribe_messages_and_recorded_subscriptions():
     a = adapter(BinanceWs, "BTC-USDT")
     (msg,) = a.subscribe_messages(["trade", "book", "bbo"], ["BTC-USDT"])
     assert msgspec.json.decode(msg) == {
-        "method": "SUBSCRIBE", "params": ["btcusdt@trade", "btcusdt@depth@100ms", "btcusdt@bookTicker"], "id": 1}
+        "method": "SUBSCRIBE", "params": ["btcusdt@aggTrade", "btcusdt@depth@100ms", "btcusdt@bookTicker"], "id": 1}
     url = "wss://stream.binance.com:9443/stream?streams=nknusdt@depth@100ms/runeeur@aggTrade/lrcbtc@kline_1m"
     assert a.recorded_subscriptions(url, []) == [Subscription("book", "NKN-USDT"), Subscription("trade", "RUNE-EUR")]
 
@@ -222,3 +222,44 @@ def test_bitfinex_symbols(symbol, venue_symbol):
 def test_bitfinex_conf_enables_sequence_numbers_and_checksums():
     (conf,) = BitfinexWs().connect_messages()
     assert msgspec.json.decode(conf) == {"event": "conf", "flags": 65536 | 131072}
+
+
+# -- public trades over REST (backfill after a disconnect) --------------------------------
+
+def test_binance_agg_trades_backfill_from_docs():
+    # https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints (aggTrades)
+    a = adapter(BinanceWs, "LTC-BTC")
+    url = a.trades_backfill_url("LTC-BTC", 1498793709000 * MS, 1498793719000 * MS)
+    assert url == ("https://api.binance.com/api/v3/aggTrades?symbol=LTCBTC&startTime=1498793709000"
+                   "&endTime=1498793719000&limit=1000")
+    (t,) = a.parse_trades_backfill("LTC-BTC", b'[{"a":26129,"p":"0.01633102","q":"4.70443515","f":27781,'
+                                   b'"l":27781,"T":1498793709153,"m":true,"M":true}]', 5)
+    assert t == Trade(venue="binance", symbol="LTC-BTC", ts_event=1498793709153 * MS, ts_recv=5, trade_id="26129",
+                      price=D("0.01633102"), quantity=D("4.70443515"), side="sell")
+
+
+def test_kraken_trades_backfill_from_docs():
+    # https://docs.kraken.com/api/docs/rest-api/get-recent-trades (response example)
+    a = adapter(KrakenWs, "BTC-USD")
+    assert a.trades_backfill_url("BTC-USD", 1616663618 * 10**9, 0).endswith("/0/public/Trades?pair=XBTUSD&since=1616663618")
+    body = (b'{"error":[],"result":{"XXBTZUSD":[["30243.40000","0.34507674",1616663113.3398,"s","m","",121000],'
+            b'["30243.30000","0.00376960",1616663113.3461,"b","l","",121001]],"last":"1616663113346168009"}}')
+    first, second = a.parse_trades_backfill("BTC-USD", body, 9)
+    assert first == Trade(venue="kraken", symbol="BTC-USD", ts_event=1616663113339800000, ts_recv=9, trade_id="121000",
+                          price=D("30243.4"), quantity=D("0.34507674"), side="sell")
+    assert (second.trade_id, second.side) == ("121001", "buy")
+    with pytest.raises(ValueError, match="EQuery:Unknown asset pair"):
+        a.parse_trades_backfill("BTC-USD", b'{"error":["EQuery:Unknown asset pair"]}', 9)
+
+
+def test_okx_history_trades_backfill_from_docs():
+    # https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-trades-history (response example)
+    a = adapter(OkxWs, "BTC-USDT")
+    assert a.trades_backfill_url("BTC-USDT", 0, 1654161646974 * MS).endswith(
+        "/api/v5/market/history-trades?instId=BTC-USDT&type=2&after=1654161646975&limit=100")
+    body = (b'{"code":"0","msg":"","data":[{"instId":"BTC-USDT","side":"sell","sz":"0.00001","px":"29963.2",'
+            b'"tradeId":"242720720","ts":"1654161646974"},{"instId":"BTC-USDT","side":"buy","sz":"0.00001",'
+            b'"px":"29964.1","tradeId":"242720719","ts":"1654161641568"}]}')
+    older, newer = a.parse_trades_backfill("BTC-USDT", body, 3)
+    assert (older.trade_id, older.ts_event, newer.trade_id, newer.side) == ("242720719", 1654161641568 * MS,
+                                                                            "242720720", "sell")

@@ -268,3 +268,45 @@ async def test_binance_update_id_gap_resyncs_that_symbol_over_rest(nats_url, sha
         rebuilt = replay_books(sub.messages)["NKN-USDT"]
         assert (rebuilt.top_bids(), rebuilt.top_asks()) == states[last_u]
         await nc.drain()
+
+
+async def test_trades_missed_while_disconnected_are_backfilled_over_rest(nats_url):
+    """OKX trade frames as in OKX.ws.1.0; the REST answer has the shape of
+    https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-trades-history."""
+    from aiohttp import web
+
+    def trade(trade_id: str, ts_ms: int) -> dict:
+        return {"instId": "BTC-USDT", "tradeId": trade_id, "px": "30236", "sz": "0.0002", "side": "buy", "ts": str(ts_ms)}
+
+    live = msgspec.json.encode({"arg": {"channel": "trades", "instId": "BTC-USDT"},
+                                "data": [trade("338476307", 1652459224818)]}).decode()
+
+    async def history(request: web.Request) -> web.Response:
+        before = int(request.query["after"])  # the newest trades before the reconnect
+        data = [trade("338476310", before - 2), trade("338476309", before - 3), trade("338476307", 1652459224818)]
+        return web.json_response({"code": "0", "msg": "", "data": data})
+
+    app = web.Application()
+    app.router.add_get("/api/v5/market/history-trades", history)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    rest_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    async with FlakyVenue([([live], "error"), ([], "quiet")]) as venue:
+        nc = await nats.connect(nats_url)
+        sub = Collector()
+        await sub.start(nc, "md.okx.>")
+        stop = asyncio.Event()
+        spec = FeedSpec(venue="okx", symbols=["BTC-USDT"], channels=["trade"], url=venue.url, rest_url=rest_url)
+        run = asyncio.create_task(Ingestor(nc, [spec], stop, backoff=(0.05, 0.2)).run())
+        done = await sub.wait_for(lambda m: isinstance(m, FeedStatus) and m.state == "resynced")
+        stop.set()
+        await run
+        (missed,) = sub.statuses("trades_missed")
+        trades = [m.trade_id for m in sub.messages if m.__class__.__name__ == "Trade"]
+        assert trades == ["338476307", "338476309", "338476310"]  # the one seen live is not repeated
+        assert done.channel == "trade" and done.reason == "backfilled 2 trades over REST"
+        assert missed.missed_from < missed.missed_to
+        await nc.drain()
+    await runner.cleanup()

@@ -1,7 +1,7 @@
 """Binance spot WebSocket market streams (combined-stream format).
 
 https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams
-Streams: ``<sym>@trade`` / ``@aggTrade``, ``@ticker``, ``@depth@100ms`` (diffs with
+Streams: ``<sym>@aggTrade`` (``@trade`` parsed too), ``@ticker``, ``@depth@100ms`` (diffs with
 ``U``/``u`` update ids, synced to a REST ``/api/v3/depth`` snapshot), ``@bookTicker``.
 """
 
@@ -18,7 +18,9 @@ from services.venues.wsbase import (
     BookUpdate, Channel, KeepAlive, Level, Subscription, VenueNotice, WsAdapter, WsEvent, ms_to_ns,
 )
 
-STREAM_OF: dict[str, str] = {"trade": "trade", "ticker": "ticker", "book": "depth@100ms", "bbo": "bookTicker"}
+STREAM_OF: dict[str, str] = {"trade": "aggTrade", "ticker": "ticker", "book": "depth@100ms", "bbo": "bookTicker"}
+"""aggTrade rather than trade: its ids are those of GET /api/v3/aggTrades, which backfills a disconnect."""
+REST = "https://api.binance.com"
 QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL", "GBP", "AUD", "JPY")
 """Quote assets used to split a Binance symbol (``NKNUSDT``) when reading recordings."""
 
@@ -59,6 +61,16 @@ class AggTradeMsg(msgspec.Struct):
     m: bool
 
 
+class AggTradeRest(msgspec.Struct):
+    """An entry of GET /api/v3/aggTrades."""
+
+    a: int
+    p: Decimal
+    q: Decimal
+    T: int
+    m: bool
+
+
 class BookTickerMsg(msgspec.Struct):
     u: int
     s: str
@@ -87,6 +99,7 @@ _envelope = msgspec.json.Decoder(Envelope)
 _depth = msgspec.json.Decoder(DepthUpdate)
 _trade = msgspec.json.Decoder(TradeMsg)
 _agg = msgspec.json.Decoder(AggTradeMsg)
+_agg_rest = msgspec.json.Decoder(list[AggTradeRest])
 _book_ticker = msgspec.json.Decoder(BookTickerMsg)
 _ticker = msgspec.json.Decoder(TickerMsg)
 
@@ -186,11 +199,25 @@ class BinanceWs(WsAdapter):
             low_24h=t.l, volume_24h=t.v, quote_volume_24h=t.q,
         )]
 
+    trades_page_limit = 1000
+
+    def trades_backfill_url(self, symbol: str, since_ns: int, until_ns: int) -> str | None:
+        # startTime..endTime may span at most one hour: a longer outage is backfilled for its first hour
+        start = since_ns // 1_000_000
+        end = min(until_ns // 1_000_000, start + 3_600_000 - 1)
+        return (f"{REST}/api/v3/aggTrades?symbol={self.venue_symbol(symbol)}"
+                f"&startTime={start}&endTime={end}&limit={self.trades_page_limit}")
+
+    def parse_trades_backfill(self, symbol: str, body: bytes, ts_recv: int) -> list[Trade]:
+        return [Trade(venue="binance", symbol=symbol, ts_event=ms_to_ns(g.T), ts_recv=ts_recv, trade_id=str(g.a),
+                      price=g.p, quantity=g.q, side="sell" if g.m else "buy")
+                for g in _agg_rest.decode(body)]
+
     def recorded_subscriptions(self, url: str, sent: Sequence[str]) -> list[Subscription]:
         streams = parse_qs(urlsplit(url).query).get("streams", [""])[0].split("/")
         for message in sent:
             streams += msgspec.json.decode(message).get("params", [])
-        channel_of = {v: k for k, v in STREAM_OF.items()} | {"aggTrade": "trade", "depth": "book"}
+        channel_of = {v: k for k, v in STREAM_OF.items()} | {"trade": "trade", "depth": "book"}
         subs = set()
         for stream in filter(None, streams):
             name, _, kind = stream.partition("@")

@@ -77,6 +77,23 @@ class SpreadEntry(msgspec.Struct, array_like=True):
     ask_volume: Decimal
 
 
+class TradesResponse(msgspec.Struct):
+    """GET /0/public/Trades: ``result`` maps the pair's REST name to its trades, plus ``last``."""
+
+    error: list[str]
+    result: dict[str, msgspec.Raw] = msgspec.field(default_factory=dict)
+
+
+class TradeRow(msgspec.Struct, array_like=True):
+    price: Decimal
+    volume: Decimal
+    time: Decimal  # seconds, a JSON number
+    side: str
+    order_type: str
+    misc: str
+    trade_id: int | None = None
+
+
 _event = msgspec.json.Decoder(Event)
 _parts = msgspec.json.Decoder(list[msgspec.Raw])
 _name = msgspec.json.Decoder(str)
@@ -84,6 +101,9 @@ _book = msgspec.json.Decoder(BookPayload)
 _trades = msgspec.json.Decoder(list[TradeEntry])
 _ticker = msgspec.json.Decoder(TickerPayload)
 _spread = msgspec.json.Decoder(SpreadEntry)
+_trades_response = msgspec.json.Decoder(TradesResponse)
+_trade_rows = msgspec.json.Decoder(list[TradeRow])
+REST = "https://api.kraken.com"
 
 
 def _levels(entries: list[Level]) -> list[tuple[Decimal, Decimal]]:
@@ -193,6 +213,24 @@ class KrakenWs(WsAdapter):
             bid=t.b[0], bid_size=t.b[2], ask=t.a[0], ask_size=t.a[2], last=t.c[0],
             open_24h=t.o[1], high_24h=t.h[1], low_24h=t.l[1], volume_24h=t.v[1],
         )
+
+    trades_page_limit = 1000
+
+    def trades_backfill_url(self, symbol: str, since_ns: int, until_ns: int) -> str | None:
+        # https://docs.kraken.com/api/docs/rest-api/get-recent-trades: up to 1000 trades since a time
+        return f"{REST}/0/public/Trades?pair={self.venue_symbol(symbol).replace('/', '')}&since={since_ns // 1_000_000_000}"
+
+    def parse_trades_backfill(self, symbol: str, body: bytes, ts_recv: int) -> list[Trade]:
+        response = _trades_response.decode(body)
+        if response.error:
+            raise ValueError(f"kraken Trades: {', '.join(response.error)}")
+        rows = [row for key, raw in response.result.items() if key != "last" for row in _trade_rows.decode(raw)]
+        return [
+            Trade(venue="kraken", symbol=symbol, ts_event=int(r.time * 1_000_000_000), ts_recv=ts_recv,
+                  trade_id=str(r.trade_id) if r.trade_id is not None else f"{r.time}-{i}",
+                  price=r.price, quantity=r.volume, side="buy" if r.side == "b" else "sell")
+            for i, r in enumerate(rows)
+        ]
 
     def recorded_subscriptions(self, url: str, sent: Sequence[str]) -> list[Subscription]:
         subs = set()

@@ -77,7 +77,17 @@ class TickerData(msgspec.Struct):
     volCcy24h: str = ""
 
 
+class HistoryTrades(msgspec.Struct):
+    """GET /api/v5/market/history-trades."""
+
+    code: str
+    msg: str = ""
+    data: list[TradeData] = msgspec.field(default_factory=list)
+
+
 _push = msgspec.json.Decoder(Push)
+_history = msgspec.json.Decoder(HistoryTrades)
+REST = "https://www.okx.com"
 _books = msgspec.json.Decoder(list[BookData])
 _trades = msgspec.json.Decoder(list[TradeData])
 _tickers = msgspec.json.Decoder(list[TickerData])
@@ -191,6 +201,20 @@ class OkxWs(WsAdapter):
             bid=bid.price if bid else None, bid_size=bid.size if bid else None,
             ask=ask.price if ask else None, ask_size=ask.size if ask else None,
         )
+
+    trades_page_limit = 100
+
+    def trades_backfill_url(self, symbol: str, since_ns: int, until_ns: int) -> str | None:
+        # type=2 pages by time: ``after`` returns the newest trades before that ms timestamp
+        # https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-trades-history
+        return (f"{REST}/api/v5/market/history-trades?instId={self.venue_symbol(symbol)}&type=2"
+                f"&after={until_ns // 1_000_000 + 1}&limit={self.trades_page_limit}")
+
+    def parse_trades_backfill(self, symbol: str, body: bytes, ts_recv: int) -> list[Trade]:
+        response = _history.decode(body)
+        if response.code != "0":
+            raise ValueError(f"okx history-trades: {response.code} {response.msg}")
+        return [self._trade(t, symbol, ts_recv) for t in reversed(response.data)]  # newest first on the wire
 
     def recorded_subscriptions(self, url: str, sent: Sequence[str]) -> list[Subscription]:
         subs = set()
