@@ -36,7 +36,7 @@ from services.bus.connect import connect  # noqa: E402
 from services.bus.embedded import EmbeddedNats  # noqa: E402
 from services.config import NatsSettings  # noqa: E402
 from services.ingestor.feed import Feed  # noqa: E402
-from services.ingestor.recording import HttpResponse, read_records, to_ns  # noqa: E402
+from services.ingestor.recording import to_ns  # noqa: E402
 from services.ingestor.replay import Recording, load_recording, run_replay  # noqa: E402
 from services.venues.wsbase import BookUpdate, ws_adapter  # noqa: E402
 
