@@ -43,7 +43,7 @@ async def test_recording_a_session_gives_a_file_that_replays_the_same(shared_dat
         '"XMR/USD"' in d or '"WAVES/EUR"' in d or '"ADA/XBT"' in d))
 
 
-async def test_exbus_ingest_runs_the_venues_of_the_config_file(nats_url, shared_data, tmp_path, exbus_cmd, clean_env):
+async def test_exbus_ingest_runs_the_venues_of_the_config_file_and_captures_into_md(nats_url, shared_data, tmp_path, exbus_cmd, clean_env):
     recording = load_recording([shared_data / "recorded" / "KRAKEN.ws.50.0"])
     async with ReplayServer(recording) as venue:
         config = tmp_path / "exbus.toml"
@@ -61,7 +61,7 @@ async def test_exbus_ingest_runs_the_venues_of_the_config_file(nats_url, shared_
 
         await nc.subscribe("md.kraken.book.XMR-USD", cb=on_msg)
         proc = await asyncio.create_subprocess_exec(
-            *exbus_cmd, "--config", str(config), "ingest", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            *exbus_cmd, "--config", str(config), "ingest", "--capture", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=clean_env)
         try:
             await asyncio.wait_for(enough.wait(), 40)
@@ -70,4 +70,6 @@ async def test_exbus_ingest_runs_the_venues_of_the_config_file(nats_url, shared_
             _, err = await asyncio.wait_for(proc.communicate(), 20)
         assert proc.returncode == 0, err.decode()[-2000:]
         assert got[0].__class__.__name__ == "BookSnapshot" and got[0].symbol == "XMR-USD"
+        captured = await nc.jetstream().stream_info("MD")
+        assert captured.state.messages >= len(got)  # the book messages and the status events
         await nc.drain()
