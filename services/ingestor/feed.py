@@ -248,9 +248,15 @@ class Feed:
         return actions
 
     def on_snapshot_failed(self, symbol: str, error: str) -> Actions:
-        """The REST snapshot could not be fetched: ask again with the next delta."""
-        self.books[symbol].snapshot_requested = False
-        return Actions(log=[f"book snapshot of {symbol} failed: {error}"])
+        """The REST snapshot could not be fetched (after retries): resubscribe the book
+        where that brings a snapshot, else ask REST again with the next delta."""
+        c = self.connection_of[symbol]
+        actions = Actions(log=[f"book snapshot of {symbol} failed: {error}"])
+        if c.adapter.snapshot_on_subscribe:
+            actions.send += [(c.index, m) for m in c.adapter.resubscribe_messages(symbol)]
+        else:
+            self.books[symbol].snapshot_requested = False
+        return actions
 
     # -- internals ------------------------------------------------------------------------
     def _book_outcome(self, c: Connection, symbol: str, out: BookOutcome, actions: Actions, *, resync: bool = True) -> None:

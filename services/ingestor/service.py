@@ -101,7 +101,7 @@ class Ingestor:
         backoff: tuple[float, float] = (0.5, 30.0),
         tap: Tap | None = None,
         measure_latency: bool = False,
-        snapshot_attempts: int | None = None,
+        snapshot_attempts: int | None = 5,
         stale_after_s: float | None = None,
     ) -> None:
         self.stop = stop
@@ -202,6 +202,7 @@ class Ingestor:
             except Exception as e:  # any failure of one fetch: retry, never kill the feed
                 log.warning("book snapshot failed", venue=venue, symbol=symbol, attempt=attempt, error=str(e))
                 if self.snapshot_attempts is not None and attempt >= self.snapshot_attempts:
+                    self._fetches.pop((venue, symbol), None)
                     await self.apply(venue, feed.on_snapshot_failed(symbol, str(e)))
                     return
                 try:

@@ -175,6 +175,9 @@ class WsAdapter:
     checksum only matches a book truncated to the subscribed depth)."""
     snapshot_depth: ClassVar[int] = 1000
     """Depth asked of the REST snapshot when resync is ``rest``."""
+    snapshot_on_subscribe: ClassVar[bool] = True
+    """Subscribing the book makes the venue send a snapshot (all but Binance): when REST
+    snapshots keep failing, a resubscription resyncs the book instead."""
     snapshot_requests_per_s: ClassVar[float] = 1.0
     """Budget for REST snapshot requests of the ingestor, well inside the venue's limit
     (it shares the IP with the executors)."""

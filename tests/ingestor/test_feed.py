@@ -170,3 +170,26 @@ def test_binance_book_asks_for_a_rest_snapshot_and_publishes_it(recorded, shared
         bids=[(Decimal(p), Decimal(q)) for p, q in snap["bids"]], asks=[(Decimal(p), Decimal(q)) for p, q in snap["asks"]]))
     (book,) = [p for p in out.publish if isinstance(p, BookSnapshot)]
     assert book.venue_sequence == 499870179 and statuses(out.publish) == []  # first sync: not a "resync"
+
+
+def okx_books(action: str, seq: int, prev: int, bids: str) -> str:
+    # the shape of the OKX books push example (docs-v5 "Order book channel"), seqId/prevSeqId chained
+    return ('{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"%s","data":[{"asks":[["8476.98","415","0","13"]],'
+            '"bids":[%s],"ts":"1597026383085","checksum":0,"prevSeqId":%d,"seqId":%d}]}' % (action, bids, prev, seq))
+
+
+def test_okx_sequence_gap_asks_rest_and_falls_back_to_resubscribing_when_rest_fails():
+    from services.venues.okx.ws import OkxWs
+
+    feed = Feed(OkxWs, ["BTC-USDT"], ["book"], clock=clock)
+    published, _, fetch = run(feed, [(1, okx_books("snapshot", 10, -1, '["8476.97","256","0","12"]')),
+                                     (2, okx_books("update", 11, 10, '["8476.96","1","0","1"]'))])
+    assert [type(p).__name__ for p in published] == ["BookSnapshot", "BookDelta"] and fetch == []
+    published, _, fetch = run(feed, [(3, okx_books("update", 14, 13, '["8476.95","1","0","1"]'))])  # 12..13 lost
+    assert statuses(published, "gap")[0].reason == "sequence gap: last 11, got 13..14" and fetch == ["BTC-USDT"]
+    out = feed.on_snapshot_failed("BTC-USDT", "HTTP 503")
+    assert [msgspec.json.decode(m)["op"] for _, m in out.send] == ["unsubscribe", "subscribe"]
+    published, _, _ = run(feed, [(4, okx_books("snapshot", 20, -1, '["8476.90","5","0","1"]')),
+                                 (5, okx_books("update", 21, 20, '["8476.91","1","0","1"]'))])
+    assert [type(p).__name__ for p in published] == ["BookSnapshot", "FeedStatus", "BookDelta"]
+    assert statuses(published, "resynced")[0].symbol == "BTC-USDT"

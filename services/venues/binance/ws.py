@@ -114,6 +114,7 @@ class BinanceWs(WsAdapter):
     book_rule = "update_id"
     resync = "rest"
     snapshot_depth = 1000  # weight 10 (5000 costs 50)
+    snapshot_on_subscribe = False  # the diff stream has no snapshot: REST only
     snapshot_requests_per_s = 2.0  # 20 weight/s of the IP's 6000/min
     bbo_from_book = False
     params_per_message: ClassVar[int] = 100
