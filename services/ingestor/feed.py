@@ -140,7 +140,7 @@ class Feed:
                 for s in c.symbols:
                     self.books[s] = SymbolBook(
                         self.venue, s, rule=a.book_rule, resync=a.resync, depth=a.book_depth, checksum=a.checksum,
-                        emit_book="book" in self.channels,
+                        checksum_depth=a.checksum_depth, emit_book="book" in self.channels,
                         emit_bbo="bbo" in self.channels and a.bbo_from_book,
                     )
         self.trades: dict[str, _TradeTrail] = {s: _TradeTrail() for s in symbols} if "trade" in self.channels else {}

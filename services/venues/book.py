@@ -172,6 +172,7 @@ class SymbolBook:
         resync: ResyncMethod = "resubscribe",
         depth: int | None = None,
         checksum: ChecksumFn | None = None,
+        checksum_depth: int = 25,
         emit_book: bool = True,
         emit_bbo: bool = False,
         buffer_limit: int = 10_000,
@@ -182,6 +183,7 @@ class SymbolBook:
         self.resync = resync
         self.depth = depth
         self.checksum = checksum
+        self.checksum_depth = checksum_depth
         self.emit_book = emit_book
         self.emit_bbo = emit_bbo
         self.book = OrderBook()
@@ -328,7 +330,8 @@ class SymbolBook:
 
     def _checksum_ok(self, expected: int) -> bool:
         assert self.checksum is not None, f"{self.venue} sends checksums but its adapter declares no checksum"
-        return self.checksum(self.book.top_bids(25), self.book.top_asks(25)) == expected
+        n = self.checksum_depth
+        return self.checksum(self.book.top_bids(n), self.book.top_asks(n)) == expected
 
     def _lose_sync(self, reason: str, out: BookOutcome, *, checksum: bool = False) -> BookOutcome:
         self.synced = False

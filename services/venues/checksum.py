@@ -22,7 +22,10 @@ def crc32_signed(text: str) -> int:
 
 def _kraken_digits(value: Decimal) -> str:
     # "0.05005" -> "5005": decimal point removed, then leading zeros stripped.
-    return format(value, "f").replace(".", "").lstrip("0")
+    text = str(value)  # the wire text back, unless tiny enough for an exponent
+    if "E" in text:
+        text = format(value, "f")
+    return text.replace(".", "").lstrip("0")
 
 
 def kraken(bids: Sequence[Level], asks: Sequence[Level]) -> int:

@@ -183,6 +183,8 @@ class WsAdapter:
     (it shares the IP with the executors)."""
     checksum: ClassVar[ChecksumFn | None] = None
     """CRC32 of the book as the venue computes it (services.venues.checksum)."""
+    checksum_depth: ClassVar[int] = 25
+    """Levels per side the checksum covers."""
     trades_resent_on_subscribe: ClassVar[bool] = False
     """The venue sends its latest trades on subscribe (as :class:`TradeBackfill`), so a
     reconnect can fill the trades missed while disconnected."""

@@ -113,3 +113,13 @@ def test_depth_truncation_publishes_evicted_levels_as_deletions():
     b.on_update(upd(snapshot=True, bids=[("10", "1"), ("9", "1")], asks=[("11", "1")]))
     (delta,) = b.on_update(upd(bids=[("9.5", "1")])).messages
     assert [(l.price, l.size) for l in delta.bids] == [(D("9.5"), D("1")), (D("9"), D("0"))]
+
+
+def test_bitfinex_checksum_text_follows_javascript_number_formatting():
+    # Bitfinex computes its checksum from JS numbers (https://docs.bitfinex.com/docs/ws-websocket-checksum)
+    from services.venues.checksum import bitfinex, crc32_signed, js_number
+
+    assert [js_number(D(x)) for x in ("1E-7", "0.000001", "278200", "0.50", "-1.7023900800000002")] == [
+        "1e-7", "0.000001", "278200", "0.5", "-1.7023900800000002"]
+    bids, asks = [(D("6000"), D("0.5"))], [(D("6001"), D("1.25")), (D("6002"), D("2"))]
+    assert bitfinex(bids, asks) == crc32_signed("6000:0.5:6001:-1.25:6002:-2")

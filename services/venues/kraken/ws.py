@@ -124,6 +124,7 @@ class KrakenWs(WsAdapter):
     resync = "resubscribe"
     book_depth = 100
     checksum = staticmethod(checksum.kraken)
+    checksum_depth = 10
     bbo_from_book = False
 
     def venue_symbol(self, symbol: str) -> str:
