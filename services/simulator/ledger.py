@@ -4,6 +4,7 @@ answer to it), every order it refused, and rate-limit usage per scope. Served as
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -34,11 +35,23 @@ class Ledger:
     entries: list[LedgerEntry] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     _by_order: dict[int, LedgerEntry] = field(default_factory=dict)
+    _waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def accepted(self, venue: str, order: Order) -> None:
         entry = LedgerEntry(venue, order)
         self.entries.append(entry)
         self._by_order[id(order)] = entry
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    async def orders_at_least(self, n: int) -> None:
+        """Return once ``n`` orders have been accepted (for a client that got no answer)."""
+        while len(self.entries) < n:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
 
     def answered(self, order: Order, response: str) -> None:
         """How the request that created ``order`` was answered (set by the fault layer)."""

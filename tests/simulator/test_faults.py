@@ -41,9 +41,10 @@ async def test_5xx_after_processing_leaves_an_order_the_client_does_not_know_of(
 
 
 @fault(kind="timeout")
-async def test_timeout_accepts_the_order_and_never_answers(binance: Any, read_ledger: Any) -> None:
+async def test_timeout_accepts_the_order_and_never_answers(sim: Simulator, binance: Any, read_ledger: Any) -> None:
     with pytest.raises(asyncio.TimeoutError):
         await binance.signed("POST", "/api/v3/order", REST | {"newClientOrderId": "f-3"}, timeout=0.5)
+    await asyncio.wait_for(sim.ledger.orders_at_least(1), 5)  # the client gave up; the venue took the order
     (order,) = (await read_ledger())["orders"]
     assert (order["client_order_id"], order["response"]) == ("f-3", "timeout")
     found = await binance.signed("GET", "/api/v3/order", {"symbol": "NKNUSDT", "origClientOrderId": "f-3"})
@@ -90,12 +91,13 @@ async def test_ratio_faults_some_requests_not_all(binance: Any) -> None:
 
 
 @fault(kind="timeout", venue="upbit")
-async def test_faults_by_venue(binance: Any, upbit: Any, read_ledger: Any) -> None:
+async def test_faults_by_venue(sim: Simulator, binance: Any, upbit: Any, read_ledger: Any) -> None:
     assert (await binance.order(**REST)).status == 200
     with pytest.raises(asyncio.TimeoutError):
         await upbit.request("POST", "/v1/orders", body={"market": "KRW-LAMB", "side": "bid", "volume": "100",
                                                          "price": "120", "ord_type": "limit", "identifier": "u-1"},
                             timeout=0.5)
+    await asyncio.wait_for(sim.ledger.orders_at_least(2), 5)
     orders = {o["venue"]: o for o in (await read_ledger())["orders"]}
     assert (orders["binance"]["response"], orders["upbit"]["response"]) == ("answered", "timeout")
     found = await upbit.request("GET", "/v1/order", params={"identifier": "u-1"})

@@ -15,10 +15,11 @@ REST = {"symbol": "NKNUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC
 
 
 @pytest.mark.sim(faults=[{"kind": "timeout", "count": 1, "venue": "binance"}])
-async def test_the_ledger_tells_what_happened_to_every_order(binance: Any, upbit: Any, clock: Any,
+async def test_the_ledger_tells_what_happened_to_every_order(sim: Simulator, binance: Any, upbit: Any, clock: Any,
                                                              read_ledger: Any) -> None:
     with pytest.raises(asyncio.TimeoutError):  # accepted, never answered
         await binance.signed("POST", "/api/v3/order", REST | {"newClientOrderId": "lost-1"}, timeout=0.5)
+    await asyncio.wait_for(sim.ledger.orders_at_least(1), 5)
     clock.advance(1)
     await binance.order(**(REST | {"price": "0.3525"}), newClientOrderId="filled-1")
     await binance.order(**REST, newClientOrderId="lost-1")  # the blind re-send: refused while the first is open

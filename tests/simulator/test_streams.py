@@ -157,14 +157,15 @@ async def test_upbit_private_stream_needs_a_token(sim: Any, session: aiohttp.Cli
     assert e.value.status == 401
 
 
-@REPLAY
 async def test_the_replayed_market_fills_a_resting_order(sim: Any, session: aiohttp.ClientSession, binance: Any) -> None:
-    """A sell resting inside the recorded spread (0.3521 / 0.3525) is reached by the replayed
-    trades and depth updates of NKNUSDT, and fills as a maker."""
+    """A sell resting inside the recorded spread (0.3521 / 0.3525) is reached once the replay of
+    NKNUSDT starts (its bids rise to 0.3527), and fills as a maker at its own price."""
     key = (await binance.signed("POST", "/api/v3/userDataStream")).json["listenKey"]
     async with session.ws_connect(sim.binance_ws_url + f"/ws/{key}") as ws:
-        await binance.order(symbol="NKNUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="100",
-                            price="0.3523", newClientOrderId="resting-1")
+        placed = await binance.order(symbol="NKNUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="100",
+                                     price="0.3523", newClientOrderId="resting-1")
+        assert placed.json["status"] == "NEW"
+        sim.binance.start_replay(100)  # the market starts moving only now: the order surely rested first
         while True:
             event = await receive_json(ws, timeout=10)
             if event.get("x") == "TRADE":
