@@ -15,6 +15,8 @@ import pytest
 
 from schemas import decode
 from schemas.market import BookDelta, MarketData
+from decimal import Decimal
+
 from services.ingestor.recording import Connect, Received, RecordingWriter, Sent, read_records
 from services.ingestor.replay import ReplayServer, load_recording, run_replay
 from services.ingestor.service import FeedSpec, Ingestor
@@ -73,3 +75,45 @@ async def test_exbus_ingest_runs_the_venues_of_the_config_file_and_captures_into
         captured = await nc.jetstream().stream_info("MD")
         assert captured.state.messages >= len(got)  # the book messages and the status events
         await nc.drain()
+
+
+class DepthOnlyBinanceRest:
+    """Stands in for the Binance REST adapter's ``orderbook`` operation (GET /api/v3/depth,
+    https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints)
+    so the replay's HTTP path is exercised on its own."""
+
+    class Request:
+        def __init__(self, url: str) -> None:
+            self.method, self.url, self.headers, self.body = "GET", url, {}, b""
+
+    def build_request(self, op, query, creds, now_ms):
+        assert op == "orderbook" and creds is None
+        return self.Request(f"https://api.binance.com/api/v3/depth?symbol={query.symbol.replace('-', '')}"
+                            f"&limit={query.depth}")
+
+    def parse_response(self, op, status, headers, body):
+        from decimal import Decimal
+
+        import msgspec
+
+        from schemas.market import BookSnapshot, PriceLevel
+
+        assert status == 200, body
+        d = msgspec.json.decode(body)
+        levels = lambda side: [PriceLevel(Decimal(p), Decimal(q)) for p, q in d[side]]  # noqa: E731
+        return BookSnapshot(venue="binance", symbol="NKN-USDT", ts_event=1, ts_recv=1, sequence=0,
+                            venue_sequence=d["lastUpdateId"], bids=levels("bids"), asks=levels("asks"))
+
+
+async def test_replay_serves_recorded_rest_snapshots_to_the_resync(shared_data, monkeypatch):
+    from services.ingestor import snapshots
+
+    monkeypatch.setattr(snapshots, "_rest_adapter", lambda venue: DepthOnlyBinanceRest())
+    recording = load_recording([shared_data / "recorded" / "BINANCE.ws.1.0"])  # + BINANCE.http.0.0 beside it
+    summary, ingestor = await run_replay(None, recording, symbols=["NKN-USDT"], channels=["book"])
+    book = ingestor.feeds["binance"].books["NKN-USDT"]
+    # synced to the recorded snapshot, then every recorded diff: the last one's update id
+    assert summary["gaps"] == 0 and summary["published"]["book"] >= 1 and book.synced and book.last == 499870179
+    # the top of book the recorded snapshot plus every diff lead to (as in test_book_integrity_recorded)
+    assert (book.book.best_bid(), book.book.best_ask()) == (
+        (Decimal("0.35270000"), Decimal("9602")), (Decimal("0.35310000"), Decimal("152")))
