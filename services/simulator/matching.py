@@ -315,13 +315,12 @@ class Exchange:
             prices = sorted((p for p in resting if (p <= price if side == "sell" else p >= price)),
                             reverse=(side == "buy"))
             left = quantity
-            for p in prices:
-                for maker in list(resting.get(p, [])):
-                    if left <= 0:
-                        return
-                    qty = min(left, maker.remaining)
-                    self._fill_resting(maker, p, qty)
-                    left -= qty
+            for maker in [o for p in prices for o in resting.get(p, [])]:
+                if left <= 0:
+                    break
+                qty = min(left, maker.remaining)
+                self._fill_resting(maker, maker.price, qty)
+                left -= qty
 
     # -- internals ---------------------------------------------------------------------------
 
