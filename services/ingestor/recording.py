@@ -80,6 +80,11 @@ def read_records(path: str | Path) -> Iterator[Record]:
                 yield record
 
 
+def _one_line(text: str) -> str:
+    # a raw line break in JSON can only be whitespace between tokens
+    return text.replace("\r", " ").replace("\n", " ") if "\n" in text or "\r" in text else text
+
+
 class RecordingWriter:
     """Writes live traffic in the same format (``exbus record``)."""
 
@@ -89,7 +94,7 @@ class RecordingWriter:
 
     @staticmethod
     def _now() -> str:
-        return f"{time.time():.7f}".rstrip("0")
+        return f"{time.time():.7f}".rstrip("0").rstrip(".")
 
     def connect(self, url: str) -> None:
         self.out.write(f"{url} <-> {self._now()}\n")
@@ -99,13 +104,13 @@ class RecordingWriter:
         self.out.write(f"{url} <- {self._now()}: {text}\n")
 
     def received(self, data: str | bytes, ts_recv_ns: int | None = None) -> None:
-        ts = f"{ts_recv_ns / 1e9:.7f}".rstrip("0") if ts_recv_ns is not None else self._now()
-        self.out.write(f"{ts}: {data if isinstance(data, str) else repr(data)}\n")
+        ts = f"{ts_recv_ns / 1e9:.7f}".rstrip("0").rstrip(".") if ts_recv_ns is not None else self._now()
+        self.out.write(f"{ts}: {_one_line(data) if isinstance(data, str) else repr(data)}\n")
         self.frames += 1
 
     def http(self, url: str, body: str | bytes) -> None:
-        text = body if isinstance(body, str) else body.decode()
-        self.out.write(f"{url} -> {self._now()}: {text}\n")
+        text = body if isinstance(body, str) else body.decode(errors="replace")
+        self.out.write(f"{url} -> {self._now()}: {_one_line(text)}\n")
 
     def flush(self) -> None:
         self.out.flush()
