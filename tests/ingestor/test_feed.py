@@ -193,3 +193,29 @@ def test_okx_sequence_gap_asks_rest_and_falls_back_to_resubscribing_when_rest_fa
                                  (5, okx_books("update", 21, 20, '["8476.91","1","0","1"]'))])
     assert [type(p).__name__ for p in published] == ["BookSnapshot", "FeedStatus", "BookDelta"]
     assert statuses(published, "resynced")[0].symbol == "BTC-USDT"
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(drops=st.sets(st.integers(0, 1692), min_size=1, max_size=4))
+def test_any_lost_bitfinex_frame_is_a_gap_on_every_book_of_the_connection(recorded, drops):
+    """BITFINEX.ws.11.0 with frames lost once every book is in sync: a lost data frame
+    always breaks the connection sequence (every book then resyncs); only the last one cannot."""
+    clean, frames = bitfinex_feed(recorded)
+    for synced_at, (ts, f) in enumerate(frames):  # the frame after which every book is in sync
+        clean.on_frame(0, f, ts)
+        if all(b.synced for b in clean.books.values()):
+            break
+    feed, _ = bitfinex_feed(recorded)
+    drops = {synced_at + 1 + d % (len(frames) - synced_at - 1) for d in drops}
+    kept = [f for i, f in enumerate(frames) if i not in drops]
+    published, sent, _ = run(feed, kept)
+    sequenced = [i for i in drops if frames[i][1].startswith("[") and i < len(frames) - 1]
+    if sequenced:
+        assert feed.stats.stream_gaps >= 1
+        assert {g.symbol for g in statuses(published, "gap")} == {s for s, b in feed.books.items()}
+        assert sum(b'"unsubscribe"' in m.encode() for _, m in sent) >= len(feed.books)
+    else:
+        assert feed.stats.stream_gaps == 0 and statuses(published, "gap") == []
