@@ -50,7 +50,7 @@ def register(sub: Any) -> None:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from services.bus.lifecycle import Bus
-    from services.ingestor.service import FeedSpec, run_ingestor
+    from services.ingestor.service import FeedSpec, check_specs, run_ingestor, specs_from_settings
 
     config = config_for_command(args)
     if args.capture:
@@ -63,6 +63,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         target = config
     else:
         raise SystemExit("exbus ingest: give --venue and --symbols, or [ingestor.venues.<venue>] in the config file")
+    try:
+        check_specs(target if isinstance(target, list) else specs_from_settings(config.ingestor))
+    except ValueError as e:
+        raise SystemExit(f"exbus ingest: {e}") from None
 
     async def main(stop: asyncio.Event) -> int:
         async with Bus(config, name="exbus-ingest") as bus:
@@ -97,6 +101,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from services.bus.connect import connect
     from services.bus.embedded import EmbeddedNats
     from services.ingestor.replay import load_recording, run_replay
+    from services.venues.wsbase import ws_adapter
 
     config = config_for_command(args)
     speed = None if args.speed == "max" else float(args.speed)
@@ -104,6 +109,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not Path(f).is_file():
             raise SystemExit(f"exbus replay: {f} does not exist")
     recording = load_recording(args.files, args.http, venue=args.venue)
+    try:
+        ws_adapter(recording.venue)
+    except ValueError as e:
+        raise SystemExit(f"exbus replay: {e}") from None
 
     async def main(stop: asyncio.Event) -> int:
         url = args.nats or config.nats.url

@@ -54,6 +54,24 @@ def specs_from_settings(settings: IngestorSettings) -> list[FeedSpec]:
     ]
 
 
+def check_specs(specs: list[FeedSpec]) -> None:
+    """Raise ValueError naming the first venue, channel or symbol that cannot be ingested."""
+    from schemas.subjects import SubjectError
+
+    for spec in specs:
+        ws_adapter(spec.venue)
+        unknown = set(spec.channels) - {"trade", "ticker", "book", "bbo"}
+        if unknown or not spec.channels:
+            raise ValueError(f"{spec.venue}: channels must be among trade, ticker, book, bbo (got {spec.channels})")
+        if not spec.symbols:
+            raise ValueError(f"{spec.venue}: no symbols")
+        for symbol in spec.symbols:
+            try:
+                subjects.md(spec.venue, "trade", symbol)
+            except SubjectError:
+                raise ValueError(f"{spec.venue}: {symbol!r} is not a BASE-QUOTE symbol") from None
+
+
 class Publisher:
     """Publishes market data on core NATS. Messages of one frame are written to the
     client's buffer together; nats-py's flusher sends them in one socket write, so a

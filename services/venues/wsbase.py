@@ -267,7 +267,13 @@ class WsAdapter:
 
 def ws_adapter(venue: str) -> type[WsAdapter]:
     """The WebSocket adapter class of a venue (``services.venues.<venue>.ws.ADAPTER``)."""
-    module = importlib.import_module(f"services.venues.{venue}.ws")
+    name = f"services.venues.{venue}.ws"
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name and name.startswith(e.name):
+            raise ValueError(f"no WebSocket adapter for venue {venue!r}") from None
+        raise
     return module.ADAPTER
 
 
