@@ -129,7 +129,10 @@ class RestSnapshots:
 
 def _rest_adapter(venue: str) -> Any:
     venues = importlib.import_module("services.venues")
-    return venues.rest_adapter(venue)
+    factory = getattr(venues, "rest_adapter", None)
+    if factory is None:
+        raise SnapshotError(f"no REST adapter to fetch {venue} book snapshots (services.venues.rest_adapter)")
+    return factory(venue)
 
 
 __all__ = ["RateBudget", "RestSnapshots", "SnapshotError", "SnapshotSource", "rebase", "to_book_update"]
