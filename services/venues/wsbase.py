@@ -25,6 +25,7 @@ the ingestor counts and logs those and goes on.
 from __future__ import annotations
 
 import importlib
+from urllib.parse import urlsplit, urlunsplit
 from decimal import Decimal
 from typing import Callable, ClassVar, Literal, Sequence, Union
 
@@ -160,7 +161,8 @@ class WsAdapter:
 
     venue: ClassVar[str]
     url: ClassVar[str]
-    """Public market-data endpoint; an instance may be given another (simulator, replay)."""
+    """Public market-data endpoint; an instance may be given another (simulator, replay,
+    see :func:`with_default_path`)."""
     keepalive: ClassVar[KeepAlive] = KeepAlive()
     max_streams_per_connection: ClassVar[int] = 200
     """Subscriptions (channel x symbol) one connection may carry (venue limit, with margin)."""
@@ -194,7 +196,7 @@ class WsAdapter:
 
     def __init__(self, url: str | None = None) -> None:
         if url:
-            self.url = url  # type: ignore[misc]  # instance override of the class default
+            self.url = with_default_path(url, type(self).url)  # type: ignore[misc]
         self._symbols: dict[str, str] = {}
         self.reset()
 
@@ -263,6 +265,17 @@ class WsAdapter:
         (e.g. the book depth). Venues without recordings may leave this empty and
         replay takes ``--symbols``/``--channels``."""
         return []
+
+
+def with_default_path(url: str, default: str) -> str:
+    """An endpoint override: a bare ``ws://host:port`` keeps the venue's own path
+    (``/stream``, ``/ws/v5/public``), so a simulator serving the venue's paths needs only
+    its host; a URL with a path is taken as is."""
+    parts = urlsplit(url)
+    if parts.path not in ("", "/"):
+        return url
+    path = urlsplit(default).path
+    return urlunsplit((parts.scheme, parts.netloc, path or parts.path, parts.query, ""))
 
 
 def ws_adapter(venue: str) -> type[WsAdapter]:

@@ -263,3 +263,22 @@ def test_okx_history_trades_backfill_from_docs():
     older, newer = a.parse_trades_backfill("BTC-USDT", body, 3)
     assert (older.trade_id, older.ts_event, newer.trade_id, newer.side) == ("242720719", 1654161641568 * MS,
                                                                             "242720720", "sell")
+
+
+def test_binance_raw_payloads_of_the_ws_endpoint_parse_too():
+    # the same recorded payloads (BINANCE.ws.1.0) without the combined-stream wrapper, as /ws sends them
+    a = adapter(BinanceWs, "NKN-USDT")
+    (b,) = a.parse_frame('{"u":499869768,"s":"NKNUSDT","b":"0.35210000","B":"672.00000000","a":"0.35260000",'
+                         '"A":"3199.00000000"}', 1)
+    assert isinstance(b, BBO) and b.ask == D("0.3526")
+    (u,) = a.parse_frame('{"e":"depthUpdate","E":1633998512568,"s":"NKNUSDT","U":499869753,"u":499869754,'
+                         '"b":[["0.35170000","4265.00000000"]],"a":[["0.35290000","10968.00000000"]]}', 1)
+    assert (u.first_sequence, u.sequence) == (499869753, 499869754)
+    assert a.parse_frame('{"result":null,"id":1}', 1) == []
+
+
+def test_an_endpoint_override_without_a_path_keeps_the_venues_path():
+    assert BinanceWs("ws://127.0.0.1:8080").url == "ws://127.0.0.1:8080/stream"  # e.g. the simulator
+    assert OkxWs("ws://127.0.0.1:8080/").url == "ws://127.0.0.1:8080/ws/v5/public"
+    assert BinanceWs("ws://127.0.0.1:8080/ws").url == "ws://127.0.0.1:8080/ws"
+    assert KrakenWs().url == "wss://ws.kraken.com"

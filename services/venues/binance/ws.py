@@ -26,12 +26,19 @@ QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "
 
 
 class Envelope(msgspec.Struct):
-    """Combined-stream wrapper; control replies have ``id`` and ``result``/``error``."""
+    """Combined-stream wrapper; control replies have ``id`` and ``result``/``error``;
+    on a raw ``/ws`` connection the payload itself (``e`` its event type)."""
 
     stream: str = ""
     data: msgspec.Raw = msgspec.Raw(b"null")
     id: int | None = None
     error: dict | None = None
+    e: str = ""
+    u: int | None = None
+
+
+RAW_KIND = {"depthUpdate": "depth", "aggTrade": "aggTrade", "trade": "trade", "24hrTicker": "ticker"}
+"""Event type of a raw payload -> its stream kind."""
 
 
 class DepthUpdate(msgspec.Struct):
@@ -146,21 +153,25 @@ class BinanceWs(WsAdapter):
         if env.error is not None:
             return [VenueNotice("error", f"request {env.id}: {env.error.get('msg', env.error)}")]
         stream = env.stream
-        if not stream:
+        if stream:
+            kind, payload = stream[stream.index("@") + 1:], env.data
+        elif env.id is not None:
             return []  # {"result": null, "id": n}: a subscription acknowledged
-        kind = stream[stream.index("@") + 1:]
+        else:  # a raw payload (/ws endpoint): bookTicker is the one without an event type
+            kind = RAW_KIND.get(env.e, "bookTicker" if not env.e and env.u is not None else env.e)
+            payload = msgspec.Raw(data.encode() if isinstance(data, str) else data)
         if kind.startswith("depth"):
-            return self._depth(_depth.decode(env.data), ts_recv)
+            return self._depth(_depth.decode(payload), ts_recv)
         if kind == "trade":
-            t = _trade.decode(env.data)
+            t = _trade.decode(payload)
             return self._trade(t.s, str(t.t), t.p, t.q, t.T, t.m, ts_recv)
         if kind == "aggTrade":
-            g = _agg.decode(env.data)
+            g = _agg.decode(payload)
             return self._trade(g.s, str(g.a), g.p, g.q, g.T, g.m, ts_recv)
         if kind == "bookTicker":
-            return self._bbo(_book_ticker.decode(env.data), ts_recv)
+            return self._bbo(_book_ticker.decode(payload), ts_recv)
         if kind == "ticker":
-            return self._ticker(_ticker.decode(env.data), ts_recv)
+            return self._ticker(_ticker.decode(payload), ts_recv)
         return []  # streams exbus does not publish (kline_1m in the recordings)
 
     def _depth(self, d: DepthUpdate, ts_recv: int) -> list[WsEvent]:
