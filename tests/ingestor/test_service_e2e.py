@@ -310,3 +310,24 @@ async def test_trades_missed_while_disconnected_are_backfilled_over_rest(nats_ur
         assert missed.missed_from < missed.missed_to
         await nc.drain()
     await runner.cleanup()
+
+
+async def test_ingests_the_simulators_binance_streams(nats_url):
+    """The venue simulator replays BINANCE.ws.1.0 on its /stream endpoint; the ingestor,
+    given only the simulator's host, subscribes and publishes its best bid/offer."""
+    from schemas.market import BBO
+    from services.simulator import Simulator
+
+    async with Simulator({}) as sim:
+        nc = await nats.connect(nats_url)
+        sub = Collector()
+        await sub.start(nc, "md.binance.>")
+        stop = asyncio.Event()
+        spec = FeedSpec(venue="binance", symbols=["NKN-USDT"], channels=["bbo"], url=sim.binance_ws_url)
+        run = asyncio.create_task(Ingestor(nc, [spec], stop).run())
+        bbo = await sub.wait_for(lambda m: isinstance(m, BBO))
+        stop.set()
+        await run
+        assert bbo.symbol == "NKN-USDT" and bbo.bid < bbo.ask
+        assert [m.state for m in sub.statuses("connected")] == ["connected"]
+        await nc.drain()
