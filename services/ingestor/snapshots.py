@@ -62,7 +62,7 @@ def rebase(url: str, base: str) -> str:
 def to_book_update(book: BookSnapshot, ts_recv: int) -> BookUpdate:
     """A published-form snapshot (from the REST adapter) as input for the book engine."""
     return BookUpdate(
-        symbol=book.symbol, snapshot=True, ts_event=book.ts_event, ts_recv=ts_recv, sequence=book.venue_sequence,
+        symbol=book.symbol, snapshot=True, ts_event=book.ts_event or ts_recv, ts_recv=ts_recv, sequence=book.venue_sequence,
         bids=[(lv.price, lv.size) for lv in book.bids], asks=[(lv.price, lv.size) for lv in book.asks],
     )
 
@@ -102,8 +102,8 @@ class RestSnapshots:
 
     async def fetch(self, venue: str, symbol: str, depth: int) -> BookUpdate:
         adapter = _rest_adapter(venue)
-        request = adapter.build_request("orderbook", OrderBookQuery(symbol=symbol, depth=depth), None,
-                                        time.time_ns() // 1_000_000)
+        query = OrderBookQuery(symbol=symbol, depth=depth)
+        request = adapter.build_request("orderbook", query, None, time.time_ns() // 1_000_000)
         url = rebase(request.url, self.base_urls[venue]) if venue in self.base_urls else request.url
         try:
             async with self._client().request(request.method, url, headers=request.headers or None,
@@ -115,7 +115,7 @@ class RestSnapshots:
         ts_recv = time.time_ns()
         if self.tap is not None:
             self.tap.http(request.url, body)
-        result = adapter.parse_response("orderbook", status, headers, body)
+        result = adapter.parse_response("orderbook", status, headers, body, query)
         book = getattr(result, "book", result)
         if not isinstance(book, BookSnapshot):
             raise SnapshotError(f"{venue} {symbol}: {result!r}")

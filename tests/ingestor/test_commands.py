@@ -77,38 +77,8 @@ async def test_exbus_ingest_runs_the_venues_of_the_config_file_and_captures_into
         await nc.drain()
 
 
-class DepthOnlyBinanceRest:
-    """Stands in for the Binance REST adapter's ``orderbook`` operation (GET /api/v3/depth,
-    https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints)
-    so the replay's HTTP path is exercised on its own."""
-
-    class Request:
-        def __init__(self, url: str) -> None:
-            self.method, self.url, self.headers, self.body = "GET", url, {}, b""
-
-    def build_request(self, op, query, creds, now_ms):
-        assert op == "orderbook" and creds is None
-        return self.Request(f"https://api.binance.com/api/v3/depth?symbol={query.symbol.replace('-', '')}"
-                            f"&limit={query.depth}")
-
-    def parse_response(self, op, status, headers, body):
-        from decimal import Decimal
-
-        import msgspec
-
-        from schemas.market import BookSnapshot, PriceLevel
-
-        assert status == 200, body
-        d = msgspec.json.decode(body)
-        levels = lambda side: [PriceLevel(Decimal(p), Decimal(q)) for p, q in d[side]]  # noqa: E731
-        return BookSnapshot(venue="binance", symbol="NKN-USDT", ts_event=1, ts_recv=1, sequence=0,
-                            venue_sequence=d["lastUpdateId"], bids=levels("bids"), asks=levels("asks"))
-
-
-async def test_replay_serves_recorded_rest_snapshots_to_the_resync(shared_data, monkeypatch):
-    from services.ingestor import snapshots
-
-    monkeypatch.setattr(snapshots, "_rest_adapter", lambda venue: DepthOnlyBinanceRest())
+async def test_replay_serves_recorded_rest_snapshots_to_the_resync(shared_data):
+    """The real Binance REST adapter's depth request, answered by the replay's HTTP server."""
     recording = load_recording([shared_data / "recorded" / "BINANCE.ws.1.0"])  # + BINANCE.http.0.0 beside it
     summary, ingestor = await run_replay(None, recording, symbols=["NKN-USDT"], channels=["book"])
     book = ingestor.feeds["binance"].books["NKN-USDT"]
