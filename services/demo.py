@@ -1,8 +1,10 @@
 """`make demo` / `exbus demo`: the whole system on the embedded default, printing what flows.
 
-Today it shows the bus: the embedded nats-server, streams and buckets, one order command
-through ORDERS (published twice: the server drops the duplicate by Nats-Msg-Id) read
-back by a pull consumer, then a live view of subject rates until Ctrl-C or ``--seconds``.
+It runs what `exbus up --sim` runs (embedded nats-server, streams and buckets, the venue
+simulator replaying recorded Binance/Upbit markets, the ingestor publishing normalized
+market data), sends one order command through ORDERS (published twice: the server drops
+the duplicate by Nats-Msg-Id) and reads it back, samples the market data a strategy
+sees, then shows a live view of subject rates until Ctrl-C or ``--seconds``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import schemas
 from schemas import PlaceOrder, subjects
 from services.bus.lifecycle import Bus
 from services.bus.rates import SubjectRates
+from services.bus.tail import format_line
 from services.bus.streams import ORDERS
 from services.config import Config
 
@@ -64,7 +67,10 @@ async def run_demo(config: Config, stop: asyncio.Event, seconds: float | None = 
     """Run the demo until ``stop`` is set or ``seconds`` have passed; returns an exit status."""
     if seconds:
         asyncio.get_running_loop().call_later(seconds, stop.set)
-    async with Bus(config, name="demo") as bus:
+    from services.up import System
+
+    async with System(config, stop, sim=True, out=out) as system:
+        bus = system.bus
         where = "embedded nats-server" if bus.server else "NATS"
         print(f"exbus demo: {where} at {bus.url}", file=out)
         if bus.report:
@@ -73,7 +79,30 @@ async def run_demo(config: Config, stop: asyncio.Event, seconds: float | None = 
         rates = SubjectRates(">")
         await rates.start(bus.nc)
         await order_round_trip(bus, out)
+        await sample_market_data(bus, out, stop)
         await rates.show(out, stop)
         await rates.stop()
-    print("exbus demo: stopped cleanly", file=out)
-    return 0
+    print("exbus demo: stopped cleanly" if not system.failed else f"exbus demo: failed services {system.failed}", file=out)
+    return 1 if system.failed else 0
+
+
+async def sample_market_data(bus: Bus, out: TextIO, stop: asyncio.Event, count: int = 8, timeout_s: float = 10.0) -> None:
+    """Print the first market-data messages a strategy subscribed to ``md.>`` receives."""
+    got: list[str] = []
+    done = asyncio.Event()
+
+    async def on_msg(msg) -> None:
+        if len(got) < count:
+            got.append(format_line(msg.subject, msg.data)[:160])
+            if len(got) == count:
+                done.set()
+
+    sub = await bus.nc.subscribe("md.>", cb=on_msg)
+    waits = [asyncio.ensure_future(done.wait()), asyncio.ensure_future(stop.wait())]
+    await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    await sub.unsubscribe()
+    print(f"market data a strategy subscribed to md.> receives ({len(got)} shown):", file=out)
+    for line in got:
+        print(f"  {line}", file=out)

@@ -42,30 +42,64 @@ def point_at_simulator(config: Config, sim: Any) -> None:
         feed.url, feed.rest_url = ws_url, rest_url
 
 
+class System:
+    """The bus, the simulator (optional) and the services, as one async context.
+
+    Services run as tasks until ``stop`` is set or one of them fails (which sets
+    ``stop`` too); leaving the context stops them, then the simulator, then the bus.
+    """
+
+    def __init__(self, config: Config, stop: asyncio.Event, *, sim: bool = False, executors: int = 1,
+                 out: TextIO = sys.stdout) -> None:
+        self.config, self.stop, self.sim, self.executors, self.out = config, stop, sim, executors, out
+        self.bus: Bus
+        self.simulator: Any = None
+        self.tasks: dict[asyncio.Task[Any], str] = {}
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> "System":
+        try:
+            self.bus = await self._stack.enter_async_context(Bus(self.config, name="exbus-up"))
+            print(f"NATS_URL={self.bus.url}", file=self.out, flush=True)
+            if self.sim:
+                from services.simulator import Simulator
+
+                self.simulator = await self._stack.enter_async_context(Simulator())
+                point_at_simulator(self.config, self.simulator)
+                print(f"simulator: binance {self.simulator.binance_url} upbit {self.simulator.upbit_url}",
+                      file=self.out, flush=True)
+            services: dict[str, Awaitable[Any]] = {
+                "ingestor": run_ingestor(self.bus.nc, self.config, self.stop),
+            }
+            self.tasks = {asyncio.create_task(self._guard(name, coro), name=name): name for name, coro in services.items()}
+            log.info("exbus up", nats=self.bus.url, embedded=self.bus.server is not None, sim=self.sim,
+                     services=sorted(services))
+            return self
+        except BaseException:
+            await self._stack.aclose()
+            raise
+
+    async def _guard(self, name: str, coro: Awaitable[Any]) -> Any:
+        try:
+            return await coro
+        except Exception as e:
+            log.error("service failed", service=name, error=repr(e))
+            self.stop.set()
+            raise
+
+    @property
+    def failed(self) -> list[str]:
+        return [n for t, n in self.tasks.items() if t.done() and not t.cancelled() and t.exception() is not None]
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self._stack.aclose()
+
+
 async def run_up(config: Config, stop: asyncio.Event, *, sim: bool = False, executors: int = 1,
                  out: TextIO = sys.stdout) -> int:
-    """Start the bus, the simulator (``sim``), then the services; run until ``stop``;
-    shut down in reverse order. Returns an exit status."""
-    async with AsyncExitStack() as stack:
-        bus = await stack.enter_async_context(Bus(config, name="exbus-up"))
-        print(f"NATS_URL={bus.url}", file=out, flush=True)
-        if sim:
-            from services.simulator import Simulator
-
-            simulator = await stack.enter_async_context(Simulator())
-            point_at_simulator(config, simulator)
-            print(f"simulator: binance {simulator.binance_url} upbit {simulator.upbit_url}", file=out, flush=True)
-        services: dict[str, Awaitable[Any]] = {
-            "ingestor": run_ingestor(bus.nc, config, stop),
-        }
-        tasks = {asyncio.create_task(coro, name=name): name for name, coro in services.items()}
-        log.info("exbus up", nats=bus.url, embedded=bus.server is not None, sim=sim, services=sorted(services))
-        stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-        failed = [t for t in done if t is not stopper and t.exception() is not None]
-        for t in failed:
-            log.error("service failed", service=tasks[t], error=repr(t.exception()))
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        stopper.cancel()
-    return 1 if failed else 0
+    """Run the system until ``stop``; returns 1 if a service failed, else 0."""
+    async with System(config, stop, sim=sim, executors=executors, out=out) as system:
+        await stop.wait()
+    return 1 if system.failed else 0

@@ -76,6 +76,9 @@ def test_demo_runs_the_order_round_trip_and_exits_cleanly(tmp_path: Path, clean_
     assert "re-published: duplicate=True" in out
     assert "read back from ORDERS: PlaceOrder buy 0.001 BTC-USDT" in out
     assert "subject rates" in out and "orders.submit.binance.demo" in out
+    # the ingestor publishes the simulator's replayed Binance market data
+    assert "market data a strategy subscribed to md.> receives (8 shown)" in out
+    assert "md.binance.book.NKN-USDT" in out
     assert "stopped cleanly" in out
     assert (tmp_path / ".exbus" / "nats" / "jetstream").is_dir()
     assert _nats_server_pids() <= before, "the demo left a nats-server behind"
