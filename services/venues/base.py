@@ -9,6 +9,7 @@ and ``parse_response`` turns (status, headers, body) into a schemas object or a
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
@@ -25,6 +26,8 @@ NON_IDEMPOTENT: frozenset[str] = frozenset({"place_order", "cancel_order"})
 """Operations a blind retry could execute twice: a lost answer is OutcomeUnknown."""
 
 Params = list[tuple[str, str]]
+
+_json = msgspec.json.Decoder(float_hook=Decimal)
 
 
 class HttpRequest(msgspec.Struct, frozen=True):
@@ -58,7 +61,11 @@ class RateLimit(msgspec.Struct, frozen=True):
     period_s: float
     scope: Literal["ip", "account", "api_key"]
     usage_header: str | None = None
-    """Response header reporting units used in the current window, if the venue sends one."""
+    """Response header reporting usage of this limit, if the venue sends one."""
+    usage_reports: Literal["used", "remaining"] = "used"
+    """Whether ``usage_header`` counts units used (Binance) or units left (Upbit)."""
+    group: str | None = None
+    """The venue's name for this limit inside a shared header (Upbit ``group=order``)."""
 
 
 def percent_encode(params: Params) -> str:
@@ -124,7 +131,8 @@ class RestAdapter:
         """A schemas object (or list/dict of them) for a success, a VenueError otherwise."""
         headers = {k.lower(): v for k, v in headers.items()}
         try:
-            payload = msgspec.json.decode(body) if body else None
+            # JSON numbers become exact Decimals from their text, never floats
+            payload = _json.decode(body) if body else None
         except msgspec.DecodeError:
             payload = None
             if status < 400:

@@ -1,0 +1,142 @@
+"""`exbus venue sign --jsonl` (raw signing conformance) and `exbus venue call` (one
+operation, for operators; --dry-run prints the signed request instead of sending it)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import msgspec
+
+import schemas
+from schemas.orders import CancelOrder, PlaceOrder
+from schemas.queries import (
+    BalanceQuery, OpenOrdersQuery, OrderBookQuery, OrderStatusQuery, TickerQuery, TradeHistoryQuery,
+)
+from schemas.vault import Credentials
+from services.venues import rest_adapter
+from services.venues.base import NON_IDEMPOTENT, HttpRequest
+from services.venues.errors import VenueError
+
+OPERATION_ARGS: dict[str, Any] = {
+    "ticker": TickerQuery, "orderbook": OrderBookQuery, "place_order": PlaceOrder, "cancel_order": CancelOrder,
+    "order_status": OrderStatusQuery, "open_orders": OpenOrdersQuery, "balance": BalanceQuery,
+    "trade_history": TradeHistoryQuery, "instruments": None,
+}
+
+
+class SignInput(msgspec.Struct, forbid_unknown_fields=True):
+    venue: str
+    method: str
+    path: str
+    params: list[tuple[str, str | int | float]]
+    credentials: Credentials
+    time_ms: int
+    nonce: str | int | None = None
+
+
+def request_json(req: HttpRequest) -> dict[str, Any]:
+    return {"method": req.method, "url": req.url, "headers": req.headers,
+            "body": req.body.decode() if req.body is not None else None}
+
+
+def sign_line(line: str) -> dict[str, Any]:
+    """One JSON line in, the signed request (or an error) out."""
+    try:
+        inp = msgspec.json.decode(line, type=SignInput)
+        adapter = rest_adapter(inp.venue)
+        params = [(str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in inp.params]
+        return request_json(adapter.sign(inp.method.upper(), inp.path, params, inp.credentials, inp.time_ms, inp.nonce))
+    except (msgspec.DecodeError, ValueError, KeyError) as e:
+        return {"error": str(e)}
+
+
+def cmd_sign(args: argparse.Namespace, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+    if not args.jsonl:
+        raise SystemExit("exbus venue sign: only --jsonl input is supported")
+    for line in stdin:
+        if line.strip():
+            stdout.write(json.dumps(sign_line(line)) + "\n")
+            stdout.flush()
+    return 0
+
+
+def operation_args(venue: str, op: str, raw: str) -> Any:
+    """Decode ``--args`` JSON into the schemas type of ``op``; commands get CLI defaults."""
+    if op not in OPERATION_ARGS:
+        raise SystemExit(f"unknown operation {op!r}; one of {', '.join(OPERATION_ARGS)}")
+    tp = OPERATION_ARGS[op]
+    if tp is None:
+        return None
+    data = json.loads(raw or "{}")
+    if tp in (PlaceOrder, CancelOrder):
+        data = {"type": "place" if tp is PlaceOrder else "cancel", "venue": venue, "account": "cli",
+                "command_id": data.get("client_order_id", "cli"), **data}
+    else:
+        data = {"type": op, **data}
+    try:
+        return schemas.decode(json.dumps(data), tp)
+    except msgspec.ValidationError as e:
+        raise SystemExit(f"bad --args for {op}: {e}") from None
+
+
+def load_credentials(path: str | None) -> Credentials | None:
+    """Credentials from a JSON file {"api_key", "secret", "passphrase"?}; refuses a file others can read."""
+    if not path:
+        return None
+    p = Path(path)
+    if p.stat().st_mode & 0o077:
+        raise SystemExit(f"{path}: credentials file must not be readable by others (chmod 600)")
+    return msgspec.json.decode(p.read_bytes(), type=Credentials)
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    adapter = rest_adapter(args.venue, args.base_url)
+    op_args = operation_args(args.venue, args.op, args.args)
+    creds = load_credentials(args.credentials)
+    try:
+        req = adapter.build_request(args.op, op_args, creds, time.time_ns() // 1_000_000)
+    except ValueError as e:
+        raise SystemExit(f"exbus venue call: {e}") from None
+    if args.dry_run:
+        print(json.dumps(request_json(req), indent=2))
+        return 0
+
+    async def send() -> Any:
+        from services.venues.http import HttpTransport
+
+        async with HttpTransport() as http:
+            resp = await http.send(req, idempotent=args.op not in NON_IDEMPOTENT)
+        return adapter.parse_response(args.op, resp.status, resp.headers, resp.body, op_args)
+
+    try:
+        result = asyncio.run(send())
+    except VenueError as e:
+        result = e
+    if isinstance(result, VenueError):
+        print(json.dumps({"error": result.code, "message": result.message, "venue_code": result.venue_code}))
+        return 1
+    print(json.dumps(msgspec.to_builtins(result), indent=2, default=str))
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add `venue sign` and `venue call` to the exbus parser."""
+    p = sub.add_parser("venue", help="venue adapter tools")
+    vsub = p.add_subparsers(dest="venue_command", required=True)
+    s = vsub.add_parser("sign", help="sign raw requests: JSON lines on stdin -> signed requests on stdout")
+    s.add_argument("--jsonl", action="store_true", help="read and write JSON lines")
+    s.set_defaults(handler=cmd_sign)
+    c = vsub.add_parser("call", help="run one operation against a venue")
+    c.add_argument("venue")
+    c.add_argument("op", help=", ".join(OPERATION_ARGS))
+    c.add_argument("--args", default="{}", help="the operation's arguments as JSON")
+    c.add_argument("--dry-run", action="store_true", help="print the signed request instead of sending it")
+    c.add_argument("--credentials", help="JSON file with api_key, secret[, passphrase] (mode 600)")
+    c.add_argument("--base-url", help="send to another base URL (simulator)")
+    c.set_defaults(handler=cmd_call)

@@ -1,0 +1,1 @@
+"""Upbit (KRW, BTC and USDT markets)."""
