@@ -1,0 +1,1 @@
+"""Bithumb (KRW markets)."""
