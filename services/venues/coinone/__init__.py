@@ -1,0 +1,1 @@
+"""Coinone (KRW markets)."""

@@ -1,0 +1,1 @@
+"""Korbit (KRW markets)."""
