@@ -42,6 +42,14 @@ class HttpRequest(msgspec.Struct, frozen=True):
         return f"HttpRequest({self.method} {self.url.split('?')[0]}, {len(self.body or b'')} body bytes)"
 
 
+class CancelAccepted(msgspec.Struct, frozen=True, kw_only=True):
+    """A cancel the venue accepted without returning the order (Kraken, OKX, Bitfinex):
+    the order's final state arrives by status query or the private stream."""
+
+    client_order_id: str
+    venue_order_id: str | None = None
+
+
 class Endpoint(msgspec.Struct, frozen=True):
     """Where an operation goes and what it costs against the venue's limits."""
 
@@ -179,6 +187,6 @@ def retry_after(headers: dict[str, str]) -> float | None:
 
 
 __all__ = [
-    "Endpoint", "HttpRequest", "NON_IDEMPOTENT", "Operation", "Params", "RateLimit", "RestAdapter",
+    "CancelAccepted", "Endpoint", "HttpRequest", "NON_IDEMPOTENT", "Operation", "Params", "RateLimit", "RestAdapter",
     "decimal_text", "percent_encode", "retry_after",
 ]
