@@ -110,6 +110,10 @@ class RestAdapter:
         """The VenueError for an error reply, or None when the reply is a success."""
         raise NotImplementedError
 
+    def params_for(self, op: str, args: Any, now_ms: int) -> Params:
+        """Raw parameters of ``op`` (``params_<op>(args)``; venues needing the clock override)."""
+        return getattr(self, f"params_{op}")(args)
+
     def path_for(self, op: str, args: Any) -> str:
         """The request path of ``op`` (venues with ids in the path override this)."""
         return self.endpoints[op].path
@@ -126,7 +130,7 @@ class RestAdapter:
         endpoint = self.endpoints.get(op)
         if endpoint is None:
             raise ValueError(f"{self.venue} has no operation {op!r}")
-        params: Params = getattr(self, f"params_{op}")(args)
+        params = self.params_for(op, args, now_ms)
         path = self.path_for(op, args)
         if not endpoint.signed:
             return self.public_request(endpoint.method, path, params)

@@ -28,6 +28,19 @@ CHANNEL_NAME: dict[str, str] = {"trade": "trades", "ticker": "ticker", "book": "
 CHANNEL_OF: dict[str, Channel] = {"trades": "trade", "ticker": "ticker", "book": "book"}
 ASSET_ALIASES = {"USDT": "UST"}
 _EXBUS_ASSET = {v: k for k, v in ASSET_ALIASES.items()}
+
+
+def trading_symbol(symbol: str) -> str:
+    """exbus symbol -> Bitfinex trading pair (``BTC-USDT`` -> ``tBTCUST``, ``AVAX-USD`` -> ``tAVAX:USD``)."""
+    base, quote = (ASSET_ALIASES.get(a, a) for a in symbol.split("-"))
+    return f"t{base}:{quote}" if len(base) > 3 or len(quote) > 3 else f"t{base}{quote}"
+
+
+def exbus_asset(currency: str) -> str:
+    """Bitfinex currency -> exbus asset (``UST`` -> ``USDT``)."""
+    return _EXBUS_ASSET.get(currency, currency)
+
+
 INFO_RECONNECT = 20051  # "Stop/Restart Websocket Server (please reconnect)"
 INFO_MAINTENANCE_END = 20061  # resubscribe after maintenance
 
@@ -110,8 +123,7 @@ class BitfinexWs(WsAdapter):
         self._channels: dict[int, tuple[Channel, str]] = {}
 
     def venue_symbol(self, symbol: str) -> str:
-        base, quote = (ASSET_ALIASES.get(a, a) for a in symbol.split("-"))
-        return f"t{base}:{quote}" if len(base) > 3 or len(quote) > 3 else f"t{base}{quote}"
+        return trading_symbol(symbol)
 
     def connect_messages(self) -> list[str | bytes]:
         return [msgspec.json.encode({"event": "conf", "flags": FLAG_SEQ_ALL | FLAG_CHECKSUM}).decode()]
