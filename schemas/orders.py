@@ -73,7 +73,8 @@ class PlaceOrder(msgspec.Struct, frozen=True, tag_field="type", tag="place", kw_
 
 
 class CancelOrder(msgspec.Struct, frozen=True, tag_field="type", tag="cancel", kw_only=True):
-    """Cancel the order placed with ``client_order_id``."""
+    """Cancel the order placed with ``client_order_id``. ``venue_order_id`` is optional:
+    the executor fills it from its order state for venues that cancel by order id only."""
 
     command_id: CommandId
     venue: Venue
@@ -81,6 +82,7 @@ class CancelOrder(msgspec.Struct, frozen=True, tag_field="type", tag="cancel", k
     symbol: Symbol
     client_order_id: ClientOrderId
     ts_created: Nanos = 0
+    venue_order_id: str | None = None
 
 
 OrderCommand = Union[PlaceOrder, CancelOrder]

@@ -28,10 +28,12 @@ class BalanceQuery(_Query, tag="balance"):
 
 
 class OrderStatusQuery(_Query, tag="order_status"):
-    """One order, by the client order id exbus placed it with."""
+    """One order, by the client order id exbus placed it with (``venue_order_id`` too,
+    when known: some venues find orders by their own id only)."""
 
     symbol: Symbol
     client_order_id: ClientOrderId
+    venue_order_id: str | None = None
 
 
 class OpenOrdersQuery(_Query, tag="open_orders"):

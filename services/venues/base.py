@@ -25,7 +25,9 @@ Operation = Literal[
 NON_IDEMPOTENT: frozenset[str] = frozenset({"place_order", "cancel_order"})
 """Operations a blind retry could execute twice: a lost answer is OutcomeUnknown."""
 
-Params = list[tuple[str, str]]
+Params = list[tuple[str, Any]]
+"""Raw request parameters in order; values are strings, except where a venue's JSON body
+nests objects (Coinbase order_configuration)."""
 
 _json = msgspec.json.Decoder(float_hook=Decimal)
 
