@@ -57,6 +57,7 @@ class _Order(msgspec.Struct):
     volume: Decimal | None = None
     executed_volume: Decimal = Decimal(0)
     identifier: str | None = None
+    client_order_id: str | None = None  # Bithumb's name for it
     trades: list[dict[str, Any]] = []
 
 
@@ -89,9 +90,13 @@ def _ns(iso: str) -> int:
 
 
 class UpbitRest(RestAdapter):
+    """Upbit v1; also the base of Bithumb's Upbit-like private API (services.venues.bithumb.rest)."""
+
     venue = "upbit"
     base_url = "https://api.upbit.com"
     jwt_algorithm = "HS256"
+    client_id_field = "identifier"
+    """The venue's name for the client order id parameter."""
     rate_limits = (
         RateLimit("order", 8, 1.0, "account", usage_header="remaining-req", usage_reports="remaining", group="order"),
         RateLimit("default", 30, 1.0, "account", usage_header="remaining-req", usage_reports="remaining", group="default"),
@@ -113,13 +118,18 @@ class UpbitRest(RestAdapter):
         """JWT (access_key, uuid nonce, query_hash of the unescaped ``k=v&...``) as a Bearer
         token; parameters go to the query for GET/DELETE and to a JSON body otherwise."""
         raw = "&".join(f"{k}={v}" for k, v in params)
-        token = query_hash_jwt(creds.api_key, creds.secret, str(nonce or uuid.uuid4()), raw, algorithm=self.jwt_algorithm)
+        token = query_hash_jwt(creds.api_key, creds.secret, str(nonce or uuid.uuid4()), raw,
+                               algorithm=self.jwt_algorithm, extra=self.extra_claims(time_ms))
         headers = {"Authorization": f"Bearer {token}"}
         if method in ("GET", "DELETE"):
             query = percent_encode(params).replace("%5B%5D", "[]")
             return HttpRequest(method, f"{self.url}{path}{'?' + query if query else ''}", headers)
         headers["Content-Type"] = "application/json; charset=utf-8"
         return HttpRequest(method, f"{self.url}{path}", headers, json.dumps(dict(params), separators=(",", ":")).encode())
+
+    def extra_claims(self, time_ms: int) -> dict[str, object] | None:
+        """JWT claims beyond access_key, nonce and the query hash (Bithumb adds a timestamp)."""
+        return None
 
     # --- parameters ---------------------------------------------------------------------------
     def params_ticker(self, q: TickerQuery) -> Params:
@@ -147,14 +157,14 @@ class UpbitRest(RestAdapter):
             if o.side != "sell":
                 raise ValueError("Upbit market buys take quote_quantity (the amount to spend)")
             p += [("volume", decimal_text(o.quantity)), ("ord_type", "market")]
-        p.append(("identifier", o.client_order_id))
+        p.append((self.client_id_field, o.client_order_id))
         return p
 
     def params_cancel_order(self, c: CancelOrder) -> Params:
-        return [("identifier", c.client_order_id)]
+        return [(self.client_id_field, c.client_order_id)]
 
     def params_order_status(self, q: OrderStatusQuery) -> Params:
-        return [("identifier", q.client_order_id)]
+        return [(self.client_id_field, q.client_order_id)]
 
     def params_open_orders(self, q: OpenOrdersQuery) -> Params:
         p: Params = [("market", symbols.quote_first(q.symbol))] if q.symbol else []
@@ -167,7 +177,7 @@ class UpbitRest(RestAdapter):
     def parse_ticker(self, payload: Any, q: TickerQuery) -> Ticker:
         (t,) = msgspec.convert(payload, list[_Ticker])
         ts = t.timestamp * MS
-        return Ticker(venue="upbit", symbol=q.symbol, ts_event=ts, ts_recv=ts, last=t.trade_price,
+        return Ticker(venue=self.venue, symbol=q.symbol, ts_event=ts, ts_recv=ts, last=t.trade_price,
                       open_24h=t.opening_price, high_24h=t.high_price, low_24h=t.low_price,
                       volume_24h=t.acc_trade_volume_24h, quote_volume_24h=t.acc_trade_price_24h)
 
@@ -175,7 +185,7 @@ class UpbitRest(RestAdapter):
         (b,) = msgspec.convert(payload, list[_Orderbook])
         units = b.orderbook_units[: q.depth]
         ts = b.timestamp * MS
-        return BookSnapshot(venue="upbit", symbol=q.symbol, ts_event=ts, ts_recv=ts, sequence=0,
+        return BookSnapshot(venue=self.venue, symbol=q.symbol, ts_event=ts, ts_recv=ts, sequence=0,
                             bids=[PriceLevel(u.bid_price, u.bid_size) for u in units if u.bid_size > 0],
                             asks=[PriceLevel(u.ask_price, u.ask_size) for u in units if u.ask_size > 0])
 
@@ -201,7 +211,8 @@ class UpbitRest(RestAdapter):
         if state == "open" and filled > 0:
             state = "partially_filled"
         return OrderInfo(
-            symbol=symbols.from_quote_first(o.market), client_order_id=o.identifier, venue_order_id=o.uuid,
+            symbol=symbols.from_quote_first(o.market), client_order_id=o.identifier or o.client_order_id,
+            venue_order_id=o.uuid,
             side="buy" if o.side == "bid" else "sell", order_type="limit" if o.ord_type == "limit" else "market",
             state=state, quantity=quantity, filled_quantity=filled,
             price=o.price if o.ord_type == "limit" else None, average_price=avg, ts_created=_ns(o.created_at),
@@ -228,7 +239,7 @@ class UpbitRest(RestAdapter):
         if not isinstance(err, dict):
             return None  # the shared status mapping applies
         name, message = str(err.get("name", "")), str(err.get("message", ""))
-        text, kw = f"upbit {name}: {message}", {"venue_code": name}
+        text, kw = f"{self.venue} {name}: {message}", {"venue_code": name}
         if status in (429, 418) or name == "too_many_requests":
             return RateLimited(text, retry_after=retry_after(headers), banned=status == 418, **kw)
         if status >= 500:
