@@ -17,6 +17,7 @@ import msgspec
 
 from schemas.vault import Credentials
 from services.venues.errors import OutcomeUnknown, RateLimited, VenueError, VenueUnavailable
+from services.venues.signing import hmac_hex
 
 Operation = Literal[
     "ticker", "orderbook", "place_order", "cancel_order", "order_status", "open_orders",
@@ -121,6 +122,18 @@ class RestAdapter:
         return self.endpoints[op].path
 
     # --- shared machinery ------------------------------------------------------------
+    def hmac_query_request(self, method: str, path: str, params: Params, secret: str,
+                           headers: dict[str, str]) -> HttpRequest:
+        """The HMAC-SHA256 query recipe Binance and Korbit share: hex HMAC of the
+        percent-encoded parameters (a ``timestamp`` among them) appended as ``signature``;
+        in the query for GET/DELETE, a form body otherwise."""
+        payload = percent_encode(params)
+        signed = f"{payload}&signature={hmac_hex(secret, payload)}"
+        if method in ("GET", "DELETE"):
+            return HttpRequest(method, f"{self.url}{path}?{signed}", headers)
+        return HttpRequest(method, f"{self.url}{path}",
+                           {**headers, "Content-Type": "application/x-www-form-urlencoded"}, signed.encode())
+
     def public_request(self, method: str, path: str, params: Params) -> HttpRequest:
         query = percent_encode(params)
         return HttpRequest(method, f"{self.url}{path}{'?' + query if query else ''}", {})

@@ -23,7 +23,7 @@ from schemas.queries import (
 from schemas.vault import Credentials
 from services.venues import symbols
 from services.venues.base import (
-    NON_IDEMPOTENT, Endpoint, HttpRequest, Params, RateLimit, RestAdapter, decimal_text, percent_encode,
+    NON_IDEMPOTENT, Endpoint, HttpRequest, Params, RateLimit, RestAdapter, decimal_text,
     retry_after,
 )
 from services.venues.errors import (
@@ -31,7 +31,6 @@ from services.venues.errors import (
     VenueError, VenueUnavailable,
 )
 from services.venues.rules import MarketRules
-from services.venues.signing import hmac_hex
 
 MS = 1_000_000
 RECV_WINDOW_MS = 5000
@@ -132,13 +131,7 @@ class BinanceRest(RestAdapter):
         body otherwise), appended as ``signature``; key in ``X-MBX-APIKEY``."""
         if not any(k == "timestamp" for k, _ in params):
             params = [*params, ("timestamp", str(time_ms))]
-        payload = percent_encode(params)
-        signed = f"{payload}&signature={hmac_hex(creds.secret, payload)}"
-        headers = {"X-MBX-APIKEY": creds.api_key}
-        if method in ("GET", "DELETE"):
-            return HttpRequest(method, f"{self.url}{path}?{signed}", headers)
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-        return HttpRequest(method, f"{self.url}{path}", headers, signed.encode())
+        return self.hmac_query_request(method, path, params, creds.secret, {"X-MBX-APIKEY": creds.api_key})
 
     def cost(self, op: str, args: Any) -> dict[str, int]:
         """Request weight of one call; depth and openOrders weigh by their arguments."""

@@ -29,7 +29,7 @@ from schemas.queries import (
 )
 from schemas.vault import Credentials
 from services.venues.base import (
-    CancelAccepted, Endpoint, HttpRequest, Params, RateLimit, RestAdapter, decimal_text, percent_encode,
+    CancelAccepted, Endpoint, HttpRequest, Params, RateLimit, RestAdapter, decimal_text,
 )
 from services.venues.bitfinex.ws import exbus_asset, exbus_symbol, trading_symbol
 from services.venues.errors import (

@@ -25,14 +25,13 @@ from schemas.queries import (
 from schemas.vault import Credentials
 from services.venues import symbols
 from services.venues.base import (
-    CancelAccepted, Endpoint, HttpRequest, Params, RateLimit, RestAdapter, decimal_text, percent_encode, retry_after,
+    CancelAccepted, Endpoint, HttpRequest, Params, RateLimit, RestAdapter, decimal_text, retry_after,
 )
 from services.venues.errors import (
     AuthError, DuplicateOrder, InsufficientBalance, InvalidOrder, OrderNotFound, RateLimited, VenueError,
     VenueUnavailable,
 )
 from services.venues.rules import MarketRules
-from services.venues.signing import hmac_hex
 
 MS = 1_000_000
 STATE = {"pending": "open", "open": "open", "partiallyFilled": "partially_filled", "filled": "filled",
@@ -83,13 +82,7 @@ class KorbitRest(RestAdapter):
              nonce: str | int | None = None) -> HttpRequest:
         if not any(k == "timestamp" for k, _ in params):
             params = [*params, ("timestamp", str(time_ms))]
-        payload = percent_encode(params)
-        signed = f"{payload}&signature={hmac_hex(creds.secret, payload)}"
-        headers = {"X-KAPI-KEY": creds.api_key}
-        if method in ("GET", "DELETE"):
-            return HttpRequest(method, f"{self.url}{path}?{signed}", headers)
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-        return HttpRequest(method, f"{self.url}{path}", headers, signed.encode())
+        return self.hmac_query_request(method, path, params, creds.secret, {"X-KAPI-KEY": creds.api_key})
 
     # --- parameters -----------------------------------------------------------------------------
     def params_ticker(self, q: TickerQuery) -> Params:

@@ -20,7 +20,6 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-import msgspec
 
 from schemas.market import BookSnapshot, PriceLevel, Ticker
 from schemas.orders import CancelOrder, PlaceOrder
