@@ -19,6 +19,7 @@ from typing import Any, Literal, Mapping
 
 import msgspec
 
+from services.executor.settings import ExecutorSettings
 from services.ingestor.settings import IngestorSettings
 
 
@@ -82,6 +83,7 @@ class Config(msgspec.Struct, kw_only=True):
     streams: StreamSettings = msgspec.field(default_factory=StreamSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     ingestor: IngestorSettings = msgspec.field(default_factory=IngestorSettings)
+    executor: ExecutorSettings = msgspec.field(default_factory=ExecutorSettings)
 
 
 def _parse_scalar(text: str) -> Any:

@@ -99,6 +99,9 @@ class RestAdapter:
     base_url: ClassVar[str]
     endpoints: ClassVar[dict[str, Endpoint]]
     rate_limits: ClassVar[tuple[RateLimit, ...]] = ()
+    shared_nonce: ClassVar[bool] = False
+    """The venue wants a strictly increasing nonce per API key (Kraken, Bitfinex): every
+    replica using the key must draw from one shared sequence (the executor passes it in)."""
 
     def __init__(self, base_url: str | None = None) -> None:
         self.url = (base_url or type(self).base_url).rstrip("/")
@@ -112,6 +115,10 @@ class RestAdapter:
     def error(self, status: int, headers: dict[str, str], payload: Any, op: str) -> VenueError | None:
         """The VenueError for an error reply, or None when the reply is a success."""
         raise NotImplementedError
+
+    def cost(self, op: str, args: Any) -> dict[str, int]:
+        """Rate-limit units one call of ``op`` consumes (venues with variable weights override)."""
+        return dict(self.endpoints[op].cost)
 
     def params_for(self, op: str, args: Any, now_ms: int) -> Params:
         """Raw parameters of ``op`` (``params_<op>(args)``; venues needing the clock override)."""

@@ -63,6 +63,7 @@ def _state(status: str, filled: Decimal) -> str:
 class BitfinexRest(RestAdapter):
     venue = "bitfinex"
     base_url = "https://api.bitfinex.com"
+    shared_nonce = True
     rate_limits = (
         RateLimit("auth", 90, 60.0, "ip"),  # "between 10 and 90 requests per minute" per endpoint
         RateLimit("public", 30, 60.0, "ip"),

@@ -86,6 +86,7 @@ def pair_names(symbol: str) -> set[str]:
 class KrakenRest(RestAdapter):
     venue = "kraken"
     base_url = "https://api.kraken.com"
+    shared_nonce = True
     rate_limits = (
         RateLimit("counter", 15, 45.0, "api_key"),  # Starter tier: max 15, decays 0.33/s
         RateLimit("public", 1, 1.0, "ip"),

@@ -1,0 +1,67 @@
+"""One venue call as the executor makes it: rate-limit lease, credentials, shared nonce,
+sign, send through the one transport, correct the shared budget from usage headers,
+parse. Every venue error comes back raised as its taxonomy class; a 429/418 blocks the
+whole fleet first."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from services.executor.credentials import CredentialsProvider
+from services.executor.ratelimit import RateLimiter
+from services.executor.state import NonceSequences
+from services.venues import rest_adapter
+from services.venues.base import NON_IDEMPOTENT, RestAdapter
+from services.venues.errors import RateLimited, VenueError
+from services.venues.http import HttpTransport
+
+DEFAULT_BAN_S = 120.0
+"""Fleet block after a 418 without Retry-After (Binance bans start at 2 minutes)."""
+DEFAULT_BACKOFF_S = 10.0
+
+
+class VenueGateway:
+    """Venue calls for one executor replica; ``venue_urls`` points venues elsewhere (simulator)."""
+
+    def __init__(self, limiter: RateLimiter, credentials: CredentialsProvider, nonces: NonceSequences,
+                 transport: HttpTransport, venue_urls: dict[str, str] | None = None) -> None:
+        self.limiter = limiter
+        self.credentials = credentials
+        self.nonces = nonces
+        self.transport = transport
+        self.venue_urls = venue_urls or {}
+        self._adapters: dict[str, RestAdapter] = {}
+        self.calls = 0
+
+    def adapter(self, venue: str) -> RestAdapter:
+        """The venue's REST adapter (ValueError for a venue without one)."""
+        adapter = self._adapters.get(venue)
+        if adapter is None:
+            adapter = self._adapters[venue] = rest_adapter(venue, self.venue_urls.get(venue))
+        return adapter
+
+    async def call(self, venue: str, account: str, op: str, args: Any) -> Any:
+        """Run ``op``; returns the parsed result or raises a VenueError (or LeaseTimeout,
+        CredentialsUnavailable)."""
+        adapter = self.adapter(venue)
+        await self.limiter.acquire(venue, account, adapter.rate_limits, adapter.cost(op, args))
+        signed = adapter.endpoints[op].signed
+        creds = await self.credentials.get(venue, account) if signed else None
+        nonce = None
+        if signed and adapter.shared_nonce and creds is not None:
+            nonce = await self.nonces.next(venue, hashlib.sha256(creds.api_key.encode()).hexdigest()[:16])
+        request = adapter.build_request(op, args, creds, time.time_ns() // 1_000_000, nonce)
+        self.calls += 1
+        response = await self.transport.send(request, idempotent=op not in NON_IDEMPOTENT)
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        await self.limiter.observe(venue, account, adapter.rate_limits, headers)
+        result = adapter.parse_response(op, response.status, headers, response.body, args)
+        if isinstance(result, RateLimited):
+            wait = result.retry_after or (DEFAULT_BAN_S if result.banned else DEFAULT_BACKOFF_S)
+            await self.limiter.block(venue, account, wait, reason=str(result))
+            raise result
+        if isinstance(result, VenueError):
+            raise result
+        return result

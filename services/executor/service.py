@@ -1,0 +1,116 @@
+"""The executor service: replicas sharing one durable pull consumer on ORDERS.
+
+Each replica fetches up to ``concurrency`` commands at a time and works on them
+concurrently; JetStream hands every command to one replica, redelivers it if that
+replica dies before acking, and the KV order state makes the redelivery resolve by
+query instead of a second order. Adding a replica adds throughput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from schemas import subjects
+from services.bus.streams import KV_ORDERS, KV_RATELIMITS, ORDERS
+from services.executor.credentials import CredentialsProvider
+from services.executor.gateway import VenueGateway
+from services.executor.queries import serve_queries
+from services.executor.ratelimit import RateLimiter
+from services.executor.state import NonceSequences, OrderStates
+from services.executor.settings import ExecutorSettings
+from services.executor.tracker import OrderTracker
+from services.executor.worker import CommandWorker
+from services.logs import get_logger
+from services.venues.http import HttpTransport
+
+log = get_logger("executor")
+DURABLE = "executors"
+
+
+async def consumer(js: Any, settings: ExecutorSettings) -> Any:
+    """The shared durable pull subscription on ORDERS (created on first use)."""
+    config = ConsumerConfig(durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+                            ack_wait=settings.ack_wait_s, max_deliver=settings.max_deliver,
+                            max_ack_pending=max(1000, settings.concurrency * 64), filter_subject=subjects.ORDERS_SUBMIT_ALL)
+    return await js.pull_subscribe(subjects.ORDERS_SUBMIT_ALL, durable=DURABLE, stream=ORDERS, config=config)
+
+
+class ExecutorReplica:
+    """One replica: its own NATS connection's JetStream, gateway, worker and fetch loop."""
+
+    def __init__(self, nc: Any, settings: ExecutorSettings, credentials: CredentialsProvider) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.settings = settings
+        self.credentials = credentials
+        self.transport = HttpTransport()
+        self.worker: CommandWorker
+        self.gateway: VenueGateway
+        self.tracker: OrderTracker
+
+    async def setup(self) -> None:
+        limits_kv = await self.js.key_value(KV_RATELIMITS)
+        orders_kv = await self.js.key_value(KV_ORDERS)
+        limiter = RateLimiter(limits_kv, margin=self.settings.rate_limit_margin, egress=self.settings.egress)
+        self.gateway = VenueGateway(limiter, self.credentials, NonceSequences(limits_kv), self.transport,
+                                    self.settings.venue_urls)
+        states = OrderStates(orders_kv)
+        self.worker = CommandWorker(self.js, self.gateway, states, max_deliver=self.settings.max_deliver)
+        self.tracker = OrderTracker(self.worker, states, limits_kv, interval_s=self.settings.tracker_interval_s)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.setup()
+        sub = await consumer(self.js, self.settings)
+        slots = asyncio.Semaphore(self.settings.concurrency)
+        running: set[asyncio.Task[None]] = set()
+        tracker = asyncio.create_task(self.tracker.run(stop))
+        queries = await serve_queries(self.nc, self.gateway)
+        try:
+            while not stop.is_set():
+                free = self.settings.concurrency - len(running)
+                if free <= 0:
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                try:
+                    msgs = await sub.fetch(free, timeout=0.5)
+                except (NatsTimeout, asyncio.TimeoutError):
+                    continue
+                for msg in msgs:
+                    await slots.acquire()
+                    task = asyncio.create_task(self._handle(msg, slots))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+        finally:
+            for q in queries:
+                await q.unsubscribe()
+            await sub.unsubscribe()
+            if running:  # finish what was started; unacked work is redelivered anyway
+                await asyncio.wait(running, timeout=self.settings.ack_wait_s)
+            tracker.cancel()
+            await self.transport.close()
+
+    async def _handle(self, msg: Any, slots: asyncio.Semaphore) -> None:
+        try:
+            await self.worker.handle(msg)
+        except Exception as e:  # never lose the loop; the command is redelivered after ack_wait
+            log.error("command failed unexpectedly", subject=msg.subject, error=repr(e))
+        finally:
+            slots.release()
+
+
+async def run_executor(nc_factory: Any, settings: ExecutorSettings, credentials: CredentialsProvider,
+                       stop: asyncio.Event, *, replicas: int = 1) -> list[ExecutorReplica]:
+    """Run ``replicas`` executor replicas until ``stop``; each gets its own connection from
+    ``nc_factory()`` (an async callable), as separate processes would."""
+    conns = [await nc_factory() for _ in range(replicas)]
+    workers = [ExecutorReplica(nc, settings, credentials) for nc in conns]
+    try:
+        await asyncio.gather(*(w.run(stop) for w in workers))
+    finally:
+        for nc in conns:
+            await nc.drain()
+    return workers

@@ -1,0 +1,21 @@
+"""The ``[executor]`` section of the config file."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ExecutorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The ``[executor]`` section of the config file."""
+
+    concurrency: int = 16
+    """Commands one replica works on at once."""
+    ack_wait_s: float = 30.0
+    max_deliver: int = 10
+    rate_limit_margin: float = 0.9
+    """Share of each venue limit the fleet may use."""
+    egress: str = "default"
+    """Name of this fleet's egress IP (per-IP limits are counted per egress)."""
+    tracker_interval_s: float = 1.0
+    venue_urls: dict[str, str] = {}
+    """Base URL per venue, e.g. the simulator's."""

@@ -1,0 +1,123 @@
+"""Order state in KV bucket ``orders``: the client order id is claimed before anything
+is sent, marked ``sent`` before the request leaves, and ``done`` once the command's
+outcome event is published. A redelivered command reads this state instead of guessing.
+
+Also the shared nonce sequences for venues that need a strictly increasing nonce per
+API key (Kraken, Bitfinex): one KV counter per key, advanced by compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+Phase = Literal["claimed", "sent", "done"]
+
+
+class OrderRecord(msgspec.Struct, kw_only=True):
+    """What exbus knows of one client order id."""
+
+    command_id: str
+    phase: Phase
+    symbol: str
+    venue_order_id: str | None = None
+    status: str | None = None
+    """Last order status published (accepted, partially_filled, filled, ...)."""
+    filled_quantity: Decimal = Decimal(0)
+    tracking: bool = False
+    """True while the order is open at the venue and the tracker polls it."""
+    ts: int = 0
+
+
+def order_key(venue: str, account: str, client_order_id: str) -> str:
+    return f"{venue}.{account}.{client_order_id}"
+
+
+def _conflict(e: Exception) -> bool:
+    return isinstance(e, KeyWrongLastSequenceError) or "wrong last sequence" in str(e).lower()
+
+
+class OrderStates:
+    """Compare-and-swap access to KV ``orders``."""
+
+    def __init__(self, kv) -> None:
+        self.kv = kv
+
+    async def get(self, key: str) -> tuple[OrderRecord | None, int | None]:
+        try:
+            entry = await self.kv.get(key)
+        except KeyNotFoundError:
+            return None, None
+        if not entry.value:
+            return None, entry.revision
+        return msgspec.json.decode(entry.value, type=OrderRecord), entry.revision
+
+    async def claim(self, key: str, record: OrderRecord) -> tuple[OrderRecord, int, bool]:
+        """Create the record unless it exists. Returns (record, revision, created)."""
+        record.ts = time.time_ns()
+        try:
+            rev = await self.kv.create(key, msgspec.json.encode(record))
+            return record, rev, True
+        except Exception as e:
+            if not _conflict(e):
+                raise
+        existing, rev = await self.get(key)
+        assert existing is not None and rev is not None
+        return existing, rev, False
+
+    async def update(self, key: str, record: OrderRecord, revision: int) -> int | None:
+        """Write ``record`` if nobody wrote since ``revision``; new revision, or None on conflict."""
+        record.ts = time.time_ns()
+        try:
+            return await self.kv.update(key, msgspec.json.encode(record), last=revision)
+        except Exception as e:
+            if _conflict(e):
+                return None
+            raise
+
+    async def tracked(self) -> list[tuple[str, OrderRecord, int]]:
+        """Every record whose order is still open at the venue."""
+        out = []
+        try:
+            keys = await self.kv.keys()
+        except Exception as e:  # no keys yet
+            if "no keys" in str(e).lower():
+                return []
+            raise
+        for key in keys:
+            record, rev = await self.get(key)
+            if record is not None and record.tracking and rev is not None:
+                out.append((key, record, rev))
+        return out
+
+
+class NonceSequences:
+    """Strictly increasing nonces per API key, shared by every replica (KV counter)."""
+
+    def __init__(self, kv) -> None:
+        self.kv = kv
+
+    async def next(self, venue: str, api_key_id: str) -> int:
+        """A nonce greater than any handed out before for this key: max(last + 1, now in µs)."""
+        key = f"nonce.{venue}.{api_key_id}"
+        while True:
+            now = time.time_ns() // 1000
+            try:
+                entry = await self.kv.get(key)
+                last, rev = int(entry.value or b"0"), entry.revision
+            except KeyNotFoundError:
+                last, rev = 0, None
+            nonce = max(last + 1, now)
+            try:
+                if rev is None:
+                    await self.kv.create(key, str(nonce).encode())
+                else:
+                    await self.kv.update(key, str(nonce).encode(), last=rev)
+                return nonce
+            except Exception as e:
+                if not _conflict(e):
+                    raise

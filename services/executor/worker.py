@@ -1,0 +1,320 @@
+"""Handling one order command from ORDERS: exactly one venue order per command.
+
+validate -> claim the client order id (KV create) -> mark ``sent`` before the request
+leaves -> lease, credentials, sign, send (services.executor.gateway) -> parse -> publish
+the outcome event (Nats-Msg-Id = event id) -> mark ``done`` -> ack_sync. A redelivered
+command whose state says ``sent``, and every OutcomeUnknown, is resolved by querying the
+venue by client order id; only a venue that answers "no such order" after the query
+gets the order sent again. Malformed commands get a ``rejected`` event; undecodable ones
+go to the dead-letter subject; both are terminated, never redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+import schemas
+from schemas import subjects
+from schemas.orders import CancelOrder, DeadLetter, OrderCommand, OrderEvent, PlaceOrder
+from schemas.queries import OrderInfo, OrderStatusQuery
+from services.executor.credentials import CredentialsUnavailable
+from services.executor.gateway import VenueGateway
+from services.executor.ratelimit import LeaseTimeout
+from services.executor.state import OrderRecord, OrderStates, order_key
+from services.logs import get_logger
+from services.venues.base import CancelAccepted
+from services.venues.errors import (
+    MarketRulesViolation, NetworkError, OrderNotFound, OutcomeUnknown, RateLimited, VenueError,
+    VenueUnavailable,
+)
+from services.venues.rules import MarketRules, check_order
+
+log = get_logger("executor")
+
+STATUS_OF_STATE = {"open": "accepted", "partially_filled": "partially_filled", "filled": "filled",
+                   "canceled": "canceled", "expired": "expired", "rejected": "rejected"}
+OPEN_STATES = frozenset({"open", "partially_filled"})
+
+
+class Envelope(msgspec.Struct):
+    """The routing fields of a command, read without the contract's checks, so a
+    malformed command can still be answered on its order's subject."""
+
+    venue: str = ""
+    account: str = ""
+    symbol: str = ""
+    client_order_id: str = ""
+    command_id: str = ""
+
+
+class Retry(Exception):
+    """Nothing was sent (lease not granted, fleet blocked): redeliver the command later."""
+
+    def __init__(self, delay_s: float, reason: str) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+
+
+def event_for(command: PlaceOrder | CancelOrder, status: str, *, info: OrderInfo | None = None,
+              error: str | None = None, reason: str | None = None, client_order_id: str | None = None) -> OrderEvent:
+    """The event a command ends with; its id is derived from the command, so publishing
+    it again (after a crash) is dropped by the server's de-duplication."""
+    now = schemas.now_ns()
+    place = command if isinstance(command, PlaceOrder) else None
+    return OrderEvent(
+        event_id=f"{command.command_id}.{status}", command_id=command.command_id, venue=command.venue,
+        account=command.account, symbol=command.symbol, client_order_id=client_order_id or command.client_order_id,
+        status=status, ts_event=(info.ts_updated or info.ts_created or now) if info else now, ts=now,  # type: ignore[arg-type]
+        venue_order_id=info.venue_order_id if info else None,
+        side=place.side if place else (info.side if info else None),
+        order_type=place.order_type if place else (info.order_type if info else None),
+        price=place.price if place else (info.price if info else None),
+        quantity=place.quantity if place else (info.quantity if info else None),
+        filled_quantity=info.filled_quantity if info else Decimal(0),
+        average_price=info.average_price if info else None,
+        error=error, reason=reason,  # type: ignore[arg-type]
+    )
+
+
+class CommandWorker:
+    """Processes commands for one replica; every replica shares the KV state."""
+
+    def __init__(self, js: Any, gateway: VenueGateway, states: OrderStates, *,
+                 reconcile_delays_s: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
+                 send_attempts: int = 3, max_deliver: int = 10) -> None:
+        self.js = js
+        self.gateway = gateway
+        self.states = states
+        self.reconcile_delays_s = reconcile_delays_s
+        self.send_attempts = send_attempts
+        self.max_deliver = max_deliver
+        self._rules: dict[str, dict[str, MarketRules]] = {}
+        self.processed = 0
+
+    # --- the message loop's entry point ------------------------------------------------------
+    async def handle(self, msg: Any) -> None:
+        """Process one ORDERS message to its end: ack, term, or nak for a later retry."""
+        try:
+            command = schemas.decode(msg.data, OrderCommand)
+        except msgspec.DecodeError as e:
+            await self._malformed(msg, str(e))
+            return
+        heartbeat = asyncio.create_task(self._keep_alive(msg))
+        try:
+            expected = subjects.orders_submit(command.venue, command.account)
+            if msg.subject != expected:
+                event = event_for(command, "rejected", error="invalid_command",
+                                  reason=f"command for {command.venue}/{command.account} sent on {msg.subject}")
+            elif isinstance(command, PlaceOrder):
+                event = await self._place(command, getattr(msg.metadata, "num_delivered", 1))
+            else:
+                event = await self._cancel(command)
+            if event is not None:
+                await self.publish(event)
+                if isinstance(command, PlaceOrder):
+                    await self._finish(command, event)
+            await msg.ack_sync()
+            self.processed += 1
+        except Retry as r:
+            log.info("command deferred", command_id=command.command_id, reason=str(r), delay_s=r.delay_s)
+            await msg.nak(delay=r.delay_s)
+        finally:
+            heartbeat.cancel()
+
+    async def _keep_alive(self, msg: Any, every_s: float = 5.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            await msg.in_progress()
+
+    async def publish(self, event: OrderEvent) -> None:
+        """Publish to ORDER_EVENTS, de-duplicated by event id; waits for the stream's ack."""
+        subject = subjects.orders_event(event.venue, event.account, event.client_order_id)
+        await self.js.publish(subject, schemas.encode(event), headers={"Nats-Msg-Id": event.event_id})
+
+    async def _malformed(self, msg: Any, reason: str) -> None:
+        """A command that breaks the contract: a ``rejected`` event when its routing fields
+        are readable, else a dead letter with the reason. Either way it is terminated."""
+        now = schemas.now_ns()
+        try:
+            env = msgspec.json.decode(msg.data, type=Envelope)
+            event = OrderEvent(event_id=f"{env.command_id or 'invalid'}.rejected", command_id=env.command_id or None,
+                               venue=env.venue, account=env.account, symbol=env.symbol,  # type: ignore[arg-type]
+                               client_order_id=env.client_order_id, status="rejected", error="invalid_command",
+                               reason=reason, ts_event=now, ts=now)
+            event = schemas.decode(schemas.encode(event), OrderEvent)  # routing fields follow the grammar
+        except (msgspec.DecodeError, ValueError):
+            parts = msg.subject.split(".") + ["", "", "", ""]
+            dead = DeadLetter(subject=msg.subject, reason=reason, payload=bytes(msg.data[:65536]), ts=now)
+            await self.js.publish(subjects.orders_deadletter(parts[2], parts[3]), schemas.encode(dead))
+            log.warning("command dead-lettered", subject=msg.subject, reason=reason)
+        else:
+            await self.publish(event)
+            log.info("command rejected", command_id=env.command_id, reason=reason)
+        await msg.term()
+
+    # --- place ------------------------------------------------------------------------------------
+    async def _place(self, cmd: PlaceOrder, delivery: int) -> OrderEvent | None:
+        key = order_key(cmd.venue, cmd.account, cmd.client_order_id)
+        record, rev, created = await self.states.claim(key, OrderRecord(command_id=cmd.command_id, phase="claimed", symbol=cmd.symbol))
+        if not created and record.command_id != cmd.command_id:
+            return event_for(cmd, "rejected", error="duplicate_order",
+                             reason=f"client order id already used by command {record.command_id}")
+        if record.phase == "done":
+            return None  # the outcome was published before a crash; nothing left but the ack
+        try:
+            adapter = self.gateway.adapter(cmd.venue)
+        except ValueError as e:
+            return event_for(cmd, "rejected", error="invalid_command", reason=str(e))
+        if record.phase == "sent":
+            info = await self._reconcile(cmd, record, delivery)
+            if info is not None:
+                return self._outcome(cmd, info)
+        else:
+            rejection = await self._check_rules(cmd)
+            if rejection is not None:
+                return rejection
+        try:
+            adapter.params_for("place_order", cmd, 0)
+        except ValueError as e:  # an order shape this venue does not take
+            return event_for(cmd, "rejected", error="invalid_order", reason=str(e))
+        record.phase = "sent"
+        new_rev = await self.states.update(key, record, rev)
+        if new_rev is None:
+            raise Retry(1.0, "order state changed under us; another replica is on it")
+        return await self._send(cmd, record, delivery)
+
+    async def _send(self, cmd: PlaceOrder, record: OrderRecord, delivery: int) -> OrderEvent:
+        for attempt in range(self.send_attempts):
+            try:
+                info = await self.gateway.call(cmd.venue, cmd.account, "place_order", cmd)
+                return self._outcome(cmd, info)
+            except OutcomeUnknown as e:
+                log.warning("order outcome unknown, querying", client_order_id=cmd.client_order_id, error=str(e))
+                found = await self._reconcile(cmd, record, delivery)
+                if found is not None:
+                    return self._outcome(cmd, found)
+                # the venue says it has no such order: sending once more is not blind
+            except (NetworkError, VenueUnavailable) as e:
+                if attempt + 1 == self.send_attempts:
+                    return event_for(cmd, "failed", error=e.code, reason=str(e))  # type: ignore[arg-type]
+                await asyncio.sleep(0.2 * (attempt + 1))
+            except RateLimited as e:
+                raise Retry(min(e.retry_after or 5.0, 60.0), f"rate limited: {e}") from None
+            except LeaseTimeout as e:
+                raise Retry(5.0, str(e)) from None
+            except CredentialsUnavailable as e:
+                return event_for(cmd, "rejected", error="auth_error", reason=str(e))
+            except VenueError as e:
+                return event_for(cmd, "rejected", error=e.code, reason=str(e))  # type: ignore[arg-type]
+        return event_for(cmd, "failed", error="outcome_unknown",
+                         reason="the venue neither confirmed nor denied the order after repeated queries")
+
+    async def _reconcile(self, cmd: PlaceOrder, record: OrderRecord, delivery: int) -> OrderInfo | None:
+        """The order as the venue knows it, by client order id; None when the venue keeps
+        answering that it has no such order (so it never got it). Raises Retry when the
+        venue cannot tell yet."""
+        query = OrderStatusQuery(symbol=cmd.symbol, client_order_id=cmd.client_order_id,
+                                 venue_order_id=record.venue_order_id)
+        not_found = 0
+        for delay in self.reconcile_delays_s:
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                info = await self.gateway.call(cmd.venue, cmd.account, "order_status", query)
+                return info
+            except OrderNotFound:
+                not_found += 1
+            except (OutcomeUnknown, NetworkError, VenueUnavailable, LeaseTimeout) as e:
+                log.info("order status not known yet", client_order_id=cmd.client_order_id, error=str(e))
+            except RateLimited as e:
+                await asyncio.sleep(min(e.retry_after or 1.0, 5.0))
+        if not_found == len(self.reconcile_delays_s):
+            return None
+        if delivery >= self.max_deliver:
+            raise Retry(30.0, "outcome still unknown")
+        raise Retry(2.0, "order status unavailable; retrying the query later")
+
+    def _outcome(self, cmd: PlaceOrder, info: OrderInfo | CancelAccepted) -> OrderEvent:
+        assert isinstance(info, OrderInfo)
+        return event_for(cmd, STATUS_OF_STATE[info.state], info=info,
+                         error="invalid_order" if info.state == "rejected" else None,
+                         reason="the venue rejected the order" if info.state == "rejected" else None)
+
+    async def _finish(self, cmd: PlaceOrder, event: OrderEvent) -> None:
+        key = order_key(cmd.venue, cmd.account, cmd.client_order_id)
+        for _ in range(5):
+            record, rev = await self.states.get(key)
+            if record is None or rev is None or record.command_id != cmd.command_id:
+                return  # a rejected duplicate: the record belongs to the first command
+            record.phase = "done"
+            record.status = event.status
+            record.venue_order_id = event.venue_order_id or record.venue_order_id
+            record.filled_quantity = event.filled_quantity
+            record.tracking = event.status in ("accepted", "partially_filled")
+            if await self.states.update(key, record, rev) is not None:
+                return
+
+    async def _check_rules(self, cmd: PlaceOrder) -> OrderEvent | None:
+        rules = self._rules.get(cmd.venue)
+        if rules is None:
+            try:
+                rules = await self.gateway.call(cmd.venue, "public", "instruments", None)
+            except Exception as e:  # rules unknown: the venue checks them itself
+                log.warning("market rules unavailable", venue=cmd.venue, error=repr(e))
+                rules = {}
+            self._rules[cmd.venue] = rules
+        market = rules.get(cmd.symbol)
+        if market is None:
+            return None
+        try:
+            check_order(cmd, market)
+        except MarketRulesViolation as e:
+            return event_for(cmd, "rejected", error="market_rules", reason=str(e))
+        return None
+
+    # --- cancel -------------------------------------------------------------------------------------
+    async def _cancel(self, cmd: CancelOrder) -> OrderEvent:
+        key = order_key(cmd.venue, cmd.account, cmd.client_order_id)
+        record, _ = await self.states.get(key)
+        if record is not None and record.venue_order_id and not cmd.venue_order_id:
+            cmd = msgspec.structs.replace(cmd, venue_order_id=record.venue_order_id)
+        try:
+            self.gateway.adapter(cmd.venue)
+        except ValueError as e:
+            return event_for(cmd, "rejected", error="invalid_command", reason=str(e))
+        for attempt in range(self.send_attempts):
+            try:
+                result = await self.gateway.call(cmd.venue, cmd.account, "cancel_order", cmd)
+                info = result if isinstance(result, OrderInfo) else None
+                event = event_for(cmd, "canceled", info=info)
+                await self._untrack(key, "canceled")
+                return event
+            except OrderNotFound as e:
+                return event_for(cmd, "rejected", error="order_not_found", reason=str(e))
+            except (OutcomeUnknown, NetworkError, VenueUnavailable) as e:
+                if attempt + 1 == self.send_attempts:
+                    return event_for(cmd, "failed", error=e.code, reason=str(e))  # type: ignore[arg-type]
+                await asyncio.sleep(0.2 * (attempt + 1))
+            except RateLimited as e:
+                raise Retry(min(e.retry_after or 5.0, 60.0), f"rate limited: {e}") from None
+            except LeaseTimeout as e:
+                raise Retry(5.0, str(e)) from None
+            except CredentialsUnavailable as e:
+                return event_for(cmd, "rejected", error="auth_error", reason=str(e))
+            except VenueError as e:
+                return event_for(cmd, "rejected", error=e.code, reason=str(e))  # type: ignore[arg-type]
+        raise AssertionError("unreachable")
+
+    async def _untrack(self, key: str, status: str) -> None:
+        for _ in range(5):
+            record, rev = await self.states.get(key)
+            if record is None or rev is None:
+                return
+            record.tracking = False
+            record.status = status
+            if await self.states.update(key, record, rev) is not None:
+                return
