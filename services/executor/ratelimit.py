@@ -4,8 +4,11 @@ Each limit of a venue (``services.venues.<venue>.rest`` ``rate_limits``) is a GC
 (generic cell rate algorithm) state per key ``<venue>.<scope>.<limit>``: the theoretical
 arrival time (TAT) of the next unit. A lease of ``cost`` units is granted when
 ``tat + cost*T - period <= now`` and written with compare-and-swap on the entry's
-revision, so two replicas can never both spend the same budget. ``T = period / capacity``
-with capacity reduced by a safety margin. A venue's usage headers push the TAT forward
+revision, so two replicas can never both spend the same budget. The emission interval is
+``T = period / C`` and the burst tolerance ``tau = BURST * period``, with
+``C = floor(capacity * margin / (1 + BURST))``: then no window of one period ever holds
+more than ``capacity * margin`` units, whether the venue counts in fixed windows
+(Binance) or sliding ones. A venue's usage headers push the TAT forward
 when the venue counted more than we did; a 429/418 writes a fleet-wide block key that
 every acquire honours until the venue's Retry-After.
 """
@@ -23,6 +26,8 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from services.venues.base import RateLimit
 
 NS = 1_000_000_000
+BURST = 0.1
+"""Burst tolerance as a share of the period."""
 
 
 class GcraState(msgspec.Struct):
@@ -66,8 +71,12 @@ class RateLimiter:
         return f"{venue}.{scope_id(limit, account, self.egress)}.{limit.name}"
 
     def _interval(self, limit: RateLimit) -> int:
-        capacity = max(1, math.floor(limit.capacity * self.margin))
+        capacity = max(1, math.floor(limit.capacity * self.margin / (1 + BURST)))
         return int(limit.period_s * NS / capacity)
+
+    @staticmethod
+    def _tolerance(limit: RateLimit) -> int:
+        return int(limit.period_s * NS * BURST)
 
     async def _get(self, key: str, tp: type) -> tuple[object | None, int | None]:
         try:
@@ -131,8 +140,7 @@ class RateLimiter:
 
     async def _acquire_one(self, venue: str, account: str, limit: RateLimit, cost: int, deadline: int) -> None:
         key = self._key(venue, limit, account)
-        interval = self._interval(limit)
-        period = int(limit.period_s * NS)
+        interval, tau = self._interval(limit), self._tolerance(limit)
         while True:
             now = self.clock()
             blocked = await self.blocked_until(venue, account)
@@ -141,12 +149,11 @@ class RateLimiter:
                 continue
             state, rev = await self._get(key, GcraState)
             tat = max(state.tat if state is not None else 0, now)  # type: ignore[attr-defined]
-            new_tat = tat + cost * interval
-            allow_at = new_tat - period
+            allow_at = tat - tau
             if allow_at > now:
                 await self._wait(allow_at - now, deadline)
                 continue
-            if await self._put(key, GcraState(tat=new_tat), rev):
+            if await self._put(key, GcraState(tat=tat + cost * interval), rev):
                 return
             # another replica took budget first: re-read and try again
 

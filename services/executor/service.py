@@ -51,6 +51,8 @@ class ExecutorReplica:
         self.worker: CommandWorker
         self.gateway: VenueGateway
         self.tracker: OrderTracker
+        self.ready = asyncio.Event()
+        """Set once the replica consumes ORDERS and answers queries."""
 
     async def setup(self) -> None:
         limits_kv = await self.js.key_value(KV_RATELIMITS)
@@ -69,6 +71,8 @@ class ExecutorReplica:
         running: set[asyncio.Task[None]] = set()
         tracker = asyncio.create_task(self.tracker.run(stop))
         queries = await serve_queries(self.nc, self.gateway)
+        await self.nc.flush()
+        self.ready.set()
         try:
             while not stop.is_set():
                 free = self.settings.concurrency - len(running)
@@ -103,14 +107,23 @@ class ExecutorReplica:
 
 
 async def run_executor(nc_factory: Any, settings: ExecutorSettings, credentials: CredentialsProvider,
-                       stop: asyncio.Event, *, replicas: int = 1) -> list[ExecutorReplica]:
+                       stop: asyncio.Event, *, replicas: int = 1, ready: asyncio.Event | None = None) -> list[ExecutorReplica]:
     """Run ``replicas`` executor replicas until ``stop``; each gets its own connection from
-    ``nc_factory()`` (an async callable), as separate processes would."""
+    ``nc_factory()`` (an async callable), as separate processes would. ``ready`` is set
+    once every replica consumes and answers queries."""
     conns = [await nc_factory() for _ in range(replicas)]
     workers = [ExecutorReplica(nc, settings, credentials) for nc in conns]
+
+    async def all_ready() -> None:
+        await asyncio.gather(*(w.ready.wait() for w in workers))
+        if ready is not None:
+            ready.set()
+
+    watcher = asyncio.create_task(all_ready())
     try:
         await asyncio.gather(*(w.run(stop) for w in workers))
     finally:
+        watcher.cancel()
         for nc in conns:
             await nc.drain()
     return workers

@@ -33,9 +33,11 @@ async def fleet(nats_url: str, sim: Any, *, replicas: int = 1, **settings: Any) 
     stop = asyncio.Event()
     cfg = ExecutorSettings(venue_urls={"binance": sim.binance_url, "upbit": sim.upbit_url}, tracker_interval_s=0.3,
                            **settings)
+    ready = asyncio.Event()
     task = asyncio.create_task(run_executor(lambda: nats.connect(nats_url), cfg, simulator_credentials("demo"), stop,
-                                            replicas=replicas))
+                                            replicas=replicas, ready=ready))
     try:
+        await asyncio.wait_for(ready.wait(), 30)
         yield stop
     finally:
         stop.set()
