@@ -1,74 +1,109 @@
 """`make demo` / `exbus demo`: the whole system on the embedded default, printing what flows.
 
-It runs what `exbus up --sim` runs (embedded nats-server, streams and buckets, the venue
-simulator replaying recorded Binance/Upbit markets, the ingestor publishing normalized
-market data), sends one order command through ORDERS (published twice: the server drops
-the duplicate by Nats-Msg-Id) and reads it back, samples the market data a strategy
-sees, then shows a live view of subject rates until Ctrl-C or ``--seconds``.
+It runs what `exbus up --sim` runs: the embedded nats-server with its streams and
+buckets, the venue simulator replaying recorded Binance and Upbit markets, the ingestor
+publishing normalized market data and the executors placing orders. A sample strategy
+then samples the market data, places an order through ORDERS (re-publishing it too: the
+server drops the duplicate), reads back its event, cancels it, buys on Upbit at market
+and asks for its balance; it keeps placing and canceling while a live view shows the
+message rate per subject, until Ctrl-C or ``--seconds``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import uuid
 from decimal import Decimal
-from typing import TextIO
+from typing import Any, TextIO
 
 import schemas
-from schemas import PlaceOrder, subjects
-from services.bus.lifecycle import Bus
+from schemas import CancelOrder, PlaceOrder, subjects
+from schemas.queries import BalanceQuery, TickerQuery
 from services.bus.rates import SubjectRates
 from services.bus.tail import format_line
-from services.bus.streams import ORDERS
 from services.config import Config
+from services.executor.client import OrderClient
 
-DEMO_CONSUMER = "demo-readback"
-
-
-def sample_order() -> PlaceOrder:
-    """The order command the demo sends: a small Binance limit buy."""
-    coid = f"demo-{uuid.uuid4().hex[:12]}"
-    return PlaceOrder(
-        command_id=coid, venue="binance", account="demo", symbol="BTC-USDT", client_order_id=coid,
-        side="buy", order_type="limit", quantity=Decimal("0.001"), price=Decimal("30000.00"),
-        ts_created=schemas.now_ns(),
-    )
+SYMBOL = "NKN-USDT"
+_ids = itertools.count(1)
+_run = uuid.uuid4().hex[:6]
+"""Ids are unique per demo run: ORDERS and KV ``orders`` remember earlier runs' ids."""
 
 
-async def order_round_trip(bus: Bus, out: TextIO) -> PlaceOrder:
-    """Publish one command through ORDERS twice (de-duplicated) and read it back."""
-    order = sample_order()
-    subject = subjects.orders_submit(order.venue, order.account)
-    headers = {"Nats-Msg-Id": order.command_id}
-    first = await bus.js.publish(subject, schemas.encode(order), headers=headers)
-    again = await bus.js.publish(subject, schemas.encode(order), headers=headers)
-    print(f"published {order.command_id} on {subject}: stream {first.stream} seq {first.seq}; "
-          f"re-published: duplicate={bool(again.duplicate)}", file=out)
-    sub = await bus.js.pull_subscribe(subject, durable=DEMO_CONSUMER, stream=ORDERS)
-    try:
-        while True:
-            (msg,) = await sub.fetch(1, timeout=5)
-            back = schemas.decode(msg.data, schemas.OrderCommand)
-            await msg.ack_sync()
-            if back.command_id == order.command_id:
-                break
-        print(f"read back from {ORDERS}: {type(back).__name__} "
-              f"{back.side} {back.quantity} {back.symbol} @ {back.price} (client_order_id {back.client_order_id})",
-              file=out)
-        assert back == order, "the command read back differs from the one sent"
-    finally:
-        await sub.unsubscribe()
-        await bus.js.delete_consumer(ORDERS, DEMO_CONSUMER)
-    return order
+def _event_line(event: schemas.OrderEvent) -> str:
+    extra = f" error={event.error} ({event.reason})" if event.error else ""
+    filled = f" filled {event.filled_quantity}" if event.filled_quantity else ""
+    return (f"{event.venue} {event.symbol} {event.client_order_id}: {event.status}"
+            f"{' venue order ' + event.venue_order_id if event.venue_order_id else ''}{filled}{extra}")
+
+
+async def sample_market_data(nc: Any, out: TextIO, stop: asyncio.Event, count: int = 6, timeout_s: float = 10.0) -> None:
+    """Print the first market-data messages a strategy subscribed to ``md.>`` receives."""
+    got: list[str] = []
+    done = asyncio.Event()
+
+    async def on_msg(msg: Any) -> None:
+        if len(got) < count:
+            got.append(format_line(msg.subject, msg.data)[:150])
+            if len(got) == count:
+                done.set()
+
+    sub = await nc.subscribe("md.>", cb=on_msg)
+    waits = [asyncio.ensure_future(done.wait()), asyncio.ensure_future(stop.wait())]
+    await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    await sub.unsubscribe()
+    print(f"market data a strategy subscribed to md.> receives ({len(got)} shown):", file=out)
+    for line in got:
+        print(f"  {line}", file=out)
+
+
+async def place_and_cancel(client: OrderClient, out: TextIO, show_duplicate: bool = False) -> None:
+    """A limit buy just under the best bid, then its cancel; prints both outcomes."""
+    reply = await client.query("binance", None, TickerQuery(symbol=SYMBOL))
+    bid = reply.ticker.bid if hasattr(reply, "ticker") and reply.ticker.bid else Decimal("0.35")
+    n = next(_ids)
+    order = PlaceOrder(command_id=f"demo-place-{_run}-{n}", venue="binance", account="demo", symbol=SYMBOL,
+                       client_order_id=f"demo-{_run}-{n}", side="buy", order_type="limit", quantity=Decimal("100"),
+                       price=(bid - Decimal("0.0010")).quantize(Decimal("0.0001")), ts_created=schemas.now_ns())
+    event = await client.submit(order)
+    print(f"strategy: placed {order.side} {order.quantity} {SYMBOL} @ {order.price} -> {_event_line(event)}", file=out)
+    if show_duplicate:
+        ack = await client.js.publish(subjects.orders_submit("binance", "demo"), schemas.encode(order),
+                                      headers={"Nats-Msg-Id": order.command_id})
+        print(f"strategy: re-published {order.command_id}: ORDERS dropped it as a duplicate={bool(ack.duplicate)}", file=out)
+    cancel = CancelOrder(command_id=f"demo-cancel-{_run}-{n}", venue="binance", account="demo", symbol=SYMBOL,
+                         client_order_id=order.client_order_id)
+    print(f"strategy: canceled -> {_event_line(await client.submit(cancel))}", file=out)
+
+
+async def sample_strategy(system: Any, out: TextIO, stop: asyncio.Event) -> None:
+    """What a strategy does with exbus, once; then it keeps trading until ``stop``."""
+    await asyncio.wait_for(system.executors_ready.wait(), 30)
+    client = OrderClient(system.bus.nc)
+    await place_and_cancel(client, out, show_duplicate=True)
+    buy = PlaceOrder(command_id=f"demo-upbit-{_run}", venue="upbit", account="demo", symbol="WAVES-KRW",
+                     client_order_id=f"demo-upbit-{_run}", side="buy", order_type="market", quote_quantity=Decimal("10000"))
+    print(f"strategy: market buy 10000 KRW of WAVES on upbit -> {_event_line(await client.submit(buy))}", file=out)
+    balance = await client.query("upbit", "demo", BalanceQuery())
+    shown = ", ".join(f"{b.asset} {b.free}" for b in getattr(balance, "balances", [])[:4])
+    print(f"strategy: upbit balances: {shown}", file=out)
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=3.0)
+        except asyncio.TimeoutError:
+            await place_and_cancel(client, out)
 
 
 async def run_demo(config: Config, stop: asyncio.Event, seconds: float | None = None, out: TextIO = sys.stdout) -> int:
     """Run the demo until ``stop`` is set or ``seconds`` have passed; returns an exit status."""
-    if seconds:
-        asyncio.get_running_loop().call_later(seconds, stop.set)
     from services.up import System
 
+    if seconds:
+        asyncio.get_running_loop().call_later(seconds, stop.set)
     async with System(config, stop, sim=True, out=out) as system:
         bus = system.bus
         where = "embedded nats-server" if bus.server else "NATS"
@@ -78,31 +113,14 @@ async def run_demo(config: Config, stop: asyncio.Event, seconds: float | None = 
                   f"{bus.report.updated or '-'}, unchanged {bus.report.unchanged or '-'}", file=out)
         rates = SubjectRates(">")
         await rates.start(bus.nc)
-        await order_round_trip(bus, out)
-        await sample_market_data(bus, out, stop)
+        await sample_market_data(bus.nc, out, stop)
+        strategy = asyncio.create_task(sample_strategy(system, out, stop))
         await rates.show(out, stop)
         await rates.stop()
+        try:
+            await asyncio.wait_for(strategy, 30)
+        except Exception as e:  # the strategy's failure is the demo's
+            print(f"exbus demo: sample strategy failed: {e!r}", file=out)
+            return 1
     print("exbus demo: stopped cleanly" if not system.failed else f"exbus demo: failed services {system.failed}", file=out)
     return 1 if system.failed else 0
-
-
-async def sample_market_data(bus: Bus, out: TextIO, stop: asyncio.Event, count: int = 8, timeout_s: float = 10.0) -> None:
-    """Print the first market-data messages a strategy subscribed to ``md.>`` receives."""
-    got: list[str] = []
-    done = asyncio.Event()
-
-    async def on_msg(msg) -> None:
-        if len(got) < count:
-            got.append(format_line(msg.subject, msg.data)[:160])
-            if len(got) == count:
-                done.set()
-
-    sub = await bus.nc.subscribe("md.>", cb=on_msg)
-    waits = [asyncio.ensure_future(done.wait()), asyncio.ensure_future(stop.wait())]
-    await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-    for w in waits:
-        w.cancel()
-    await sub.unsubscribe()
-    print(f"market data a strategy subscribed to md.> receives ({len(got)} shown):", file=out)
-    for line in got:
-        print(f"  {line}", file=out)

@@ -11,8 +11,11 @@ import sys
 from contextlib import AsyncExitStack
 from typing import Any, Awaitable, TextIO
 
+from services.bus.connect import connect
 from services.bus.lifecycle import Bus
 from services.config import Config
+from services.executor.credentials import CredentialsProvider, StaticCredentials, simulator_credentials
+from services.executor.service import run_executor
 from services.ingestor.service import run_ingestor
 from services.ingestor.settings import FeedSettings
 from services.logs import get_logger
@@ -28,8 +31,10 @@ SIM_MARKETS: dict[str, list[str]] = {
 
 
 def point_at_simulator(config: Config, sim: Any) -> None:
-    """Route the simulated venues' market data to the simulator (unless configured)."""
+    """Route the simulated venues' market data and REST calls to the simulator."""
     urls = {"binance": (sim.binance_ws_url, sim.binance_url), "upbit": (sim.upbit_ws_url, sim.upbit_url)}
+    for venue, (_, rest_url) in urls.items():
+        config.executor.venue_urls.setdefault(venue, rest_url)
     for venue, (ws_url, rest_url) in urls.items():
         try:
             ws_adapter(venue)
@@ -68,8 +73,12 @@ class System:
                 point_at_simulator(self.config, self.simulator)
                 print(f"simulator: binance {self.simulator.binance_url} upbit {self.simulator.upbit_url}",
                       file=self.out, flush=True)
+            self.executors_ready = asyncio.Event()
             services: dict[str, Awaitable[Any]] = {
                 "ingestor": run_ingestor(self.bus.nc, self.config, self.stop),
+                "executor": run_executor(lambda: connect(self.config.nats, url=self.bus.url, name="exbus-executor"),
+                                         self.config.executor, self._credentials(), self.stop,
+                                         replicas=self.executors, ready=self.executors_ready),
             }
             self.tasks = {asyncio.create_task(self._guard(name, coro), name=name): name for name, coro in services.items()}
             log.info("exbus up", nats=self.bus.url, embedded=self.bus.server is not None, sim=self.sim,
@@ -78,6 +87,13 @@ class System:
         except BaseException:
             await self._stack.aclose()
             raise
+
+    def _credentials(self) -> CredentialsProvider:
+        if self.sim:
+            return simulator_credentials("demo")
+        log.warning("executors have no credentials source: the vault client is not wired into exbus up yet; "
+                    "private venue calls will be refused with auth_error")
+        return StaticCredentials({})
 
     async def _guard(self, name: str, coro: Awaitable[Any]) -> Any:
         try:

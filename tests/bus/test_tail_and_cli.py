@@ -67,18 +67,20 @@ def _nats_server_pids() -> set[int]:
 def test_demo_runs_the_order_round_trip_and_exits_cleanly(tmp_path: Path, clean_env: dict[str, str]) -> None:
     before = _nats_server_pids()
     proc = subprocess.run(
-        [sys.executable, "-m", "services.cli", "demo", "--seconds", "3"],
+        [sys.executable, "-m", "services.cli", "demo", "--seconds", "6"],
         cwd=tmp_path, env=clean_env, capture_output=True, text=True, timeout=90,
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "embedded nats-server at nats://127.0.0.1:" in out
-    assert "re-published: duplicate=True" in out
-    assert "read back from ORDERS: PlaceOrder buy 0.001 BTC-USDT" in out
+    # one order through ORDERS and the executors to the simulator, its duplicate dropped, its cancel
+    assert "strategy: placed buy 100 NKN-USDT" in out and ": accepted venue order" in out
+    assert "ORDERS dropped it as a duplicate=True" in out
+    assert "strategy: canceled -> binance NKN-USDT" in out and ": canceled venue order" in out
+    assert "WAVES-KRW" in out and ": filled venue order" in out
     assert "subject rates" in out and "orders.submit.binance.demo" in out
-    # the ingestor publishes the simulator's replayed Binance market data
-    assert "market data a strategy subscribed to md.> receives (8 shown)" in out
-    assert "md.binance.book.NKN-USDT" in out
+    # the ingestor publishes the simulator's replayed market data
+    assert "market data a strategy subscribed to md.> receives (6 shown)" in out
     assert "stopped cleanly" in out
     assert (tmp_path / ".exbus" / "nats" / "jetstream").is_dir()
     assert _nats_server_pids() <= before, "the demo left a nats-server behind"
