@@ -21,6 +21,7 @@ import msgspec
 
 from services.executor.settings import ExecutorSettings
 from services.ingestor.settings import IngestorSettings
+from services.vault.settings import VaultSettings
 
 
 class ConfigError(ValueError):
@@ -84,6 +85,7 @@ class Config(msgspec.Struct, kw_only=True):
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     ingestor: IngestorSettings = msgspec.field(default_factory=IngestorSettings)
     executor: ExecutorSettings = msgspec.field(default_factory=ExecutorSettings)
+    vault: VaultSettings = msgspec.field(default_factory=VaultSettings)
 
 
 def _parse_scalar(text: str) -> Any:
