@@ -75,15 +75,18 @@ def test_no_stray_server_after_the_owner_ends(tmp_path: Path, how: str) -> None:
         server = EmbeddedNats({str(tmp_path / 'nats')!r})
         server.start_sync()
         print(server.pid, flush=True)
+        sys.stdin.readline()  # the test has seen the server alive
         if {how!r} == "exit":
             sys.exit(0)
         time.sleep(60)
     """)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env, text=True)
-    assert owner.stdout is not None
+    owner = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
+    assert owner.stdout is not None and owner.stdin is not None
     server_pid = int(owner.stdout.readline())
     assert _alive(server_pid)
+    owner.stdin.write("go\n")
+    owner.stdin.flush()
     if how == "sigterm":
         owner.send_signal(signal.SIGTERM)
     elif how == "sigkill":
