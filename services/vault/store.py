@@ -1,0 +1,222 @@
+"""The vault's records in JetStream KV bucket ``vault``: ciphertext only.
+
+Keys:
+- ``secret.<venue>.<account>``: a SecretRecord (envelope-encrypted credentials, or a
+  revoked tombstone, so a revoked account is told apart from an unknown one);
+- ``service.<service_id>``: a ServiceKey (Ed25519 public key of a registered service).
+Request token ids (``jti``) are claimed create-only in bucket ``vault_jti``, whose age
+limit outlives every acceptable token, so a replay is refused by any vault replica.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.kv import KeyValue
+
+from services.bus.streams import KV_VAULT
+from services.vault.crypto import EncryptedSecret, MasterKeyError, MasterKeyRing, decrypt_secret, rewrap_secret
+
+KV_VAULT_JTI = "vault_jti"
+BACKUP_FORMAT = "exbus-vault-backup/1"
+
+
+class SecretRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Credentials of one venue account at rest."""
+
+    venue: str
+    account: str
+    state: Literal["active", "revoked"]
+    updated_ns: int
+    secret: EncryptedSecret | None = None
+    reason: str | None = None
+
+
+class ServiceKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A registered service identity: its Ed25519 public key (PEM)."""
+
+    service_id: str
+    public_key_pem: str
+    registered_ns: int
+
+
+class Backup(msgspec.Struct, kw_only=True):
+    """A vault backup: ciphertext records and the check values of the keys they need."""
+
+    format: str
+    created_ns: int
+    key_checks: dict[int, str]
+    secrets: list[SecretRecord]
+    services: list[ServiceKey]
+
+
+class StoreError(Exception):
+    """A vault store operation cannot be done (the message says why)."""
+
+
+def secret_key(venue: str, account: str) -> str:
+    return f"secret.{venue}.{account}"
+
+
+def service_key(service_id: str) -> str:
+    return f"service.{service_id}"
+
+
+_enc = msgspec.json.Encoder()
+_dec_secret = msgspec.json.Decoder(SecretRecord)
+_dec_service = msgspec.json.Decoder(ServiceKey)
+
+
+class VaultStore:
+    """Add, read, list, revoke, re-wrap, back up and restore vault records."""
+
+    def __init__(self, kv: KeyValue, jti_kv: KeyValue) -> None:
+        self.kv = kv
+        self.jti_kv = jti_kv
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, *, jti_ttl_s: float = 120.0) -> "VaultStore":
+        """Bind to bucket ``vault`` (created by ensure_streams) and ``vault_jti`` (created here)."""
+        kv = await js.key_value(KV_VAULT)
+        try:
+            jti_kv = await js.key_value(KV_VAULT_JTI)
+        except BucketNotFoundError:
+            jti_kv = await js.create_key_value(KeyValueConfig(
+                bucket=KV_VAULT_JTI, history=1, ttl=jti_ttl_s, storage=StorageType.FILE,
+                description="vault request token ids seen (replay protection)"))
+        return cls(kv, jti_kv)
+
+    async def _keys(self, prefix: str) -> list[str]:
+        try:
+            keys = await self.kv.keys()
+        except NoKeysError:
+            return []
+        return sorted(k for k in keys if k.startswith(prefix + "."))
+
+    async def put_secret(self, venue: str, account: str, secret: EncryptedSecret) -> SecretRecord:
+        """Store (or replace) the active credentials of venue/account."""
+        record = SecretRecord(venue=venue, account=account, state="active", updated_ns=time.time_ns(), secret=secret)
+        await self.kv.put(secret_key(venue, account), _enc.encode(record))
+        return record
+
+    async def get_secret(self, venue: str, account: str) -> SecretRecord | None:
+        """The record of venue/account, or None when there is none."""
+        try:
+            entry = await self.kv.get(secret_key(venue, account))
+        except (KeyNotFoundError, KeyDeletedError):
+            return None
+        return _dec_secret.decode(entry.value) if entry.value else None
+
+    async def list_secrets(self) -> list[SecretRecord]:
+        """Every record (ciphertext and state; nothing is decrypted)."""
+        records = []
+        for key in await self._keys("secret"):
+            try:
+                entry = await self.kv.get(key)
+            except (KeyNotFoundError, KeyDeletedError):
+                continue
+            if entry.value:
+                records.append(_dec_secret.decode(entry.value))
+        return records
+
+    async def revoke(self, venue: str, account: str, reason: str) -> bool:
+        """Replace the credentials of venue/account by a tombstone; False if it had none."""
+        if await self.get_secret(venue, account) is None:
+            return False
+        tomb = SecretRecord(venue=venue, account=account, state="revoked", updated_ns=time.time_ns(), reason=reason)
+        await self.kv.put(secret_key(venue, account), _enc.encode(tomb))
+        return True
+
+    async def rewrap_all(self, ring: MasterKeyRing) -> list[SecretRecord]:
+        """Re-wrap every active record's data key under ``ring``'s current version,
+        compare-and-swap on each record's revision (a concurrent change is re-read)."""
+        changed = []
+        for key in await self._keys("secret"):
+            while True:
+                try:
+                    entry = await self.kv.get(key)
+                except (KeyNotFoundError, KeyDeletedError):
+                    break
+                if not entry.value:
+                    break
+                record = _dec_secret.decode(entry.value)
+                if record.secret is None or record.secret.key_version == ring.current_version:
+                    break
+                new = msgspec.structs.replace(
+                    record, secret=rewrap_secret(ring, record.venue, record.account, record.secret),
+                    updated_ns=time.time_ns())
+                try:
+                    await self.kv.update(key, _enc.encode(new), last=entry.revision)
+                except KeyWrongLastSequenceError:
+                    continue
+                changed.append(new)
+                break
+        return changed
+
+    async def versions_in_use(self) -> set[int]:
+        """Master key versions some active record still needs."""
+        return {r.secret.key_version for r in await self.list_secrets() if r.secret is not None}
+
+    async def put_service_key(self, service_id: str, public_key_pem: str) -> ServiceKey:
+        """Register (or replace) a service's Ed25519 public key."""
+        record = ServiceKey(service_id=service_id, public_key_pem=public_key_pem, registered_ns=time.time_ns())
+        await self.kv.put(service_key(service_id), _enc.encode(record))
+        return record
+
+    async def get_service_key(self, service_id: str) -> ServiceKey | None:
+        try:
+            entry = await self.kv.get(service_key(service_id))
+        except (KeyNotFoundError, KeyDeletedError):
+            return None
+        return _dec_service.decode(entry.value) if entry.value else None
+
+    async def list_service_keys(self) -> list[ServiceKey]:
+        keys = []
+        for key in await self._keys("service"):
+            record = await self.get_service_key(key.split(".", 1)[1])
+            if record is not None:
+                keys.append(record)
+        return keys
+
+    async def claim_jti(self, jti: str) -> bool:
+        """Record a token id; False if any replica has seen it before (a replay)."""
+        try:
+            await self.jti_kv.create(f"jti.{jti}", b"1")
+        except KeyWrongLastSequenceError:
+            return False
+        return True
+
+    async def backup(self, ring: MasterKeyRing) -> bytes:
+        """Every record as ciphertext, with the check values of the master keys they need."""
+        secrets = await self.list_secrets()
+        needed = {r.secret.key_version for r in secrets if r.secret is not None}
+        checks = {v: c for v, c in ring.checks().items() if v in needed}
+        backup = Backup(format=BACKUP_FORMAT, created_ns=time.time_ns(), key_checks=checks,
+                        secrets=secrets, services=await self.list_service_keys())
+        return msgspec.json.format(_enc.encode(backup), indent=2)
+
+    async def restore(self, ring: MasterKeyRing, data: bytes) -> Backup:
+        """Write a backup's records back; refuses (MasterKeyError, nothing written) unless
+        every active record decrypts under ``ring``."""
+        try:
+            backup = msgspec.json.decode(data, type=Backup)
+        except msgspec.DecodeError as e:
+            raise StoreError(f"not an exbus vault backup: {e}") from None
+        if backup.format != BACKUP_FORMAT:
+            raise StoreError(f"unsupported backup format {backup.format!r}")
+        for record in backup.secrets:
+            if record.secret is not None:
+                decrypt_secret(ring, record.venue, record.account, record.secret)  # proves the key
+        for record in backup.secrets:
+            await self.kv.put(secret_key(record.venue, record.account), _enc.encode(record))
+        for service in backup.services:
+            await self.kv.put(service_key(service.service_id), _enc.encode(service))
+        return backup
+
+
+__all__ = ["Backup", "MasterKeyError", "SecretRecord", "ServiceKey", "StoreError", "VaultStore", "KV_VAULT_JTI"]
