@@ -16,7 +16,7 @@ from services.bus.lifecycle import Bus
 from services.config import Config
 from services.executor.credentials import CredentialsProvider, StaticCredentials, simulator_credentials
 from services.executor.service import run_executor
-from services.ingestor.service import run_ingestor
+from services.ingestor.service import FeedSpec, run_ingestor, specs_from_settings
 from services.ingestor.settings import FeedSettings
 from services.logs import get_logger
 from services.venues.wsbase import ws_adapter
@@ -66,16 +66,20 @@ class System:
         try:
             self.bus = await self._stack.enter_async_context(Bus(self.config, name="exbus-up"))
             print(f"NATS_URL={self.bus.url}", file=self.out, flush=True)
+            feeds: list[FeedSpec] = []
             if self.sim:
                 from services.simulator import Simulator
+                from services.simulator.replayed import start_replayed_venues
 
                 self.simulator = await self._stack.enter_async_context(Simulator())
                 point_at_simulator(self.config, self.simulator)
                 print(f"simulator: binance {self.simulator.binance_url} upbit {self.simulator.upbit_url}",
                       file=self.out, flush=True)
+                feeds = await start_replayed_venues(self._stack)
+                print(f"replayed venues: {', '.join(f.venue for f in feeds)}", file=self.out, flush=True)
             self.executors_ready = asyncio.Event()
             services: dict[str, Awaitable[Any]] = {
-                "ingestor": run_ingestor(self.bus.nc, self.config, self.stop),
+                "ingestor": run_ingestor(self.bus.nc, specs_from_settings(self.config.ingestor) + feeds, self.stop),
                 "executor": run_executor(lambda: connect(self.config.nats, url=self.bus.url, name="exbus-executor"),
                                          self.config.executor, self._credentials(), self.stop,
                                          replicas=self.executors, ready=self.executors_ready),

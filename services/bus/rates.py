@@ -9,7 +9,8 @@ from typing import Any, TextIO
 
 
 def subject_group(subject: str) -> str:
-    """Collapse a subject for display: inbox and JetStream API traffic by prefix, the rest as is."""
+    """Collapse a subject for display: market data per venue and channel, order events per
+    account, inbox and JetStream API traffic by prefix; the rest as is."""
     if subject.startswith("_INBOX."):
         return "_INBOX.*"
     if subject.startswith("$JS.API."):
@@ -18,6 +19,11 @@ def subject_group(subject: str) -> str:
         return "$JS.ACK.*"
     if subject.startswith("$JS.EVENT."):
         return "$JS.EVENT.*"
+    parts = subject.split(".")
+    if parts[0] == "md" and len(parts) == 4:
+        return f"md.{parts[1]}.{parts[2]}.*"
+    if parts[:2] == ["orders", "events"] and len(parts) == 5:
+        return f"orders.events.{parts[2]}.{parts[3]}.*"
     if subject.startswith("$KV."):
         parts = subject.split(".")
         return f"$KV.{parts[1]}.*"
@@ -57,7 +63,7 @@ class SubjectRates:
         rows.sort(key=lambda r: (-r[1], -r[2], r[0]))
         return rows
 
-    def render(self, limit: int = 20) -> str:
+    def render(self, limit: int = 40) -> str:
         rows = self.snapshot()
         width = max([len(r[0]) for r in rows[:limit]] + [len("subject")])
         lines = [f"{'subject':<{width}}  {'msg/s':>9}  {'total':>9}"]

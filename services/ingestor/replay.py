@@ -83,9 +83,12 @@ class ReplayServer:
     times the recorded pace. ``done`` is set once every frame was sent.
     """
 
-    def __init__(self, recording: Recording, *, speed: float | None = None) -> None:
+    def __init__(self, recording: Recording, *, speed: float | None = None, repeat: bool = False) -> None:
         self.recording = recording
         self.speed = speed
+        self.repeat = repeat
+        """Serve the recording to every connection, not only the first (the demo's loop:
+        the client reconnects when a pass ends and gets the recording again)."""
         self.frames_sent = 0
         self.done = asyncio.Event()
         self.ws_url = ""
@@ -120,7 +123,7 @@ class ReplayServer:
             await self._runner.cleanup()
 
     async def _serve_ws(self, ws: ServerConnection) -> None:
-        if self._served:
+        if self._served and not self.repeat:
             await ws.wait_closed()
             return
         self._served = True

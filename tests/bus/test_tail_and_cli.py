@@ -67,7 +67,7 @@ def _nats_server_pids() -> set[int]:
 def test_demo_runs_the_order_round_trip_and_exits_cleanly(tmp_path: Path, clean_env: dict[str, str]) -> None:
     before = _nats_server_pids()
     proc = subprocess.run(
-        [sys.executable, "-m", "services.cli", "demo", "--seconds", "6"],
+        [sys.executable, "-m", "services.cli", "demo", "--seconds", "8"],
         cwd=tmp_path, env=clean_env, capture_output=True, text=True, timeout=90,
     )
     assert proc.returncode == 0, proc.stderr
@@ -79,8 +79,11 @@ def test_demo_runs_the_order_round_trip_and_exits_cleanly(tmp_path: Path, clean_
     assert "strategy: canceled -> binance NKN-USDT" in out and ": canceled venue order" in out
     assert "WAVES-KRW" in out and ": filled venue order" in out
     assert "subject rates" in out and "orders.submit.binance.demo" in out
-    # the ingestor publishes the simulator's replayed market data
+    # the ingestor publishes the market data of all nine venues (simulated or replayed)
     assert "market data a strategy subscribed to md.> receives (6 shown)" in out
+    assert "replayed venues: kraken, okx, bitfinex, coinbase, korbit, coinone, bithumb" in out
+    for venue in ("binance", "upbit", "kraken", "okx", "bitfinex", "coinbase", "korbit", "coinone", "bithumb"):
+        assert f"md.{venue}." in out, f"no market data from {venue}"
     assert "stopped cleanly" in out
     assert (tmp_path / ".exbus" / "nats" / "jetstream").is_dir()
     assert _nats_server_pids() <= before, "the demo left a nats-server behind"

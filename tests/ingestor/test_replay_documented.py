@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "recorded"
+DATA = Path(__file__).resolve().parents[2] / "services" / "simulator" / "recordings"
 
 CASES = [
     ("COINBASE.ws.docs", "BTC-USD", {"trade": 1, "ticker": 1, "book": 3}),
