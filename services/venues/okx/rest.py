@@ -101,7 +101,7 @@ class OkxRest(RestAdapter):
             query = percent_encode(params)
             request_path, body = path + (f"?{query}" if query else ""), ""
         else:
-            request_path, body = path, json.dumps(dict(params), separators=(",", ":"))
+            request_path, body = path, json.dumps(dict(params), separators=(",", ":")) if params else ""
         headers = {
             "OK-ACCESS-KEY": creds.api_key,
             "OK-ACCESS-SIGN": hmac_b64(creds.secret, ts + method + request_path + body),
