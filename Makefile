@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test schema clean
+.PHONY: demo test schema bench-ingest bench-sim clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ test: $(VENV)/.installed-test
 
 schema: $(VENV)/.installed
 	$(BIN)/exbus schema export
+
+bench-ingest: $(VENV)/.installed
+	$(BIN)/python bench/ingest_replay.py --out bench/results/ingest_replay.json
+
+bench-sim: $(VENV)/.installed
+	$(BIN)/python bench/simulator_orders.py
 
 clean:
 	rm -rf $(VENV) .exbus .pytest_cache
