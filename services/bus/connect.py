@@ -53,6 +53,7 @@ async def connect(settings: NatsSettings, *, url: str | None = None, name: str |
         kwargs["user_credentials"] = settings.creds_file
     if settings.user:
         kwargs["user"], kwargs["password"] = settings.user, settings.password
+        kwargs["inbox_prefix"] = f"_INBOX.{settings.user}"  # deploy/nats: each user reads only its own inbox
     ctx = tls_context(settings)
     if ctx is not None:
         kwargs["tls"] = ctx
