@@ -88,7 +88,7 @@ def _run(config: Any, name: str, action: Any) -> int:
 
     async def main(stop: asyncio.Event) -> int:
         async with Bus(config, name=name) as bus:
-            store = await VaultStore.open(bus.js)
+            store = await VaultStore.open(bus.js, jti_ttl_s=config.vault.token_max_age_s + 2 * config.vault.clock_skew_s)
             try:
                 return int(await action(bus.nc, store) or 0)
             except (VaultCryptoError, StoreError, AuditUnavailable) as e:

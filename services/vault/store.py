@@ -85,6 +85,10 @@ class VaultStore:
         kv = await js.key_value(KV_VAULT)
         try:
             jti_kv = await js.key_value(KV_VAULT_JTI)
+            info = await js.stream_info(f"KV_{KV_VAULT_JTI}")
+            if (info.config.max_age or 0) < jti_ttl_s:  # token ids must outlive every acceptable token
+                info.config.max_age = jti_ttl_s
+                await js.update_stream(info.config)
         except BucketNotFoundError:
             jti_kv = await js.create_key_value(KeyValueConfig(
                 bucket=KV_VAULT_JTI, history=1, ttl=jti_ttl_s, storage=StorageType.FILE,

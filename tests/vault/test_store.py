@@ -76,3 +76,14 @@ async def test_backup_restore_round_trip_and_wrong_key_refused(store: VaultStore
 async def test_jti_claimed_once(store: VaultStore) -> None:
     assert await store.claim_jti("abc")
     assert not await store.claim_jti("abc")
+
+
+async def test_jti_memory_is_extended_to_the_longest_token(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await ensure_streams(js, StreamSettings())
+    await VaultStore.open(js, jti_ttl_s=30)
+    await VaultStore.open(js, jti_ttl_s=400)
+    await VaultStore.open(js, jti_ttl_s=60)  # never shortened
+    assert (await js.stream_info("KV_vault_jti")).config.max_age == 400
+    await nc.drain()
