@@ -14,7 +14,7 @@ from typing import Any, Awaitable, TextIO
 from services.bus.connect import connect
 from services.bus.lifecycle import Bus
 from services.config import Config
-from services.executor.credentials import CredentialsProvider, StaticCredentials, simulator_credentials
+from services.executor.credentials import CredentialsProvider, StaticCredentials
 from services.executor.service import run_executor
 from services.ingestor.service import FeedSpec, run_ingestor, specs_from_settings
 from services.ingestor.settings import FeedSettings
@@ -80,10 +80,11 @@ class System:
             self.executors_ready = asyncio.Event()
             services: dict[str, Awaitable[Any]] = {
                 "ingestor": run_ingestor(self.bus.nc, specs_from_settings(self.config.ingestor) + feeds, self.stop),
-                "executor": run_executor(lambda: connect(self.config.nats, url=self.bus.url, name="exbus-executor"),
-                                         self.config.executor, self._credentials(), self.stop,
-                                         replicas=self.executors, ready=self.executors_ready),
             }
+            credentials = await self._credentials(services)
+            services["executor"] = run_executor(
+                lambda: connect(self.config.nats, url=self.bus.url, name="exbus-executor"), self.config.executor,
+                credentials, self.stop, replicas=self.executors, ready=self.executors_ready)
             self.tasks = {asyncio.create_task(self._guard(name, coro), name=name): name for name, coro in services.items()}
             log.info("exbus up", nats=self.bus.url, embedded=self.bus.server is not None, sim=self.sim,
                      services=sorted(services))
@@ -92,12 +93,24 @@ class System:
             await self._stack.aclose()
             raise
 
-    def _credentials(self) -> CredentialsProvider:
-        if self.sim:
-            return simulator_credentials("demo")
-        log.warning("executors have no credentials source: the vault client is not wired into exbus up yet; "
-                    "private venue calls will be refused with auth_error")
-        return StaticCredentials({})
+    async def _credentials(self, services: dict[str, Awaitable[Any]]) -> CredentialsProvider:
+        """Executors get credentials from the vault. With ``--sim`` the vault runs here with
+        a development master key holding the simulator's paper keys (it says so loudly)."""
+        if not self.sim:
+            log.warning("exbus up runs no vault without --sim: run `exbus vault run` with a real master key and "
+                        "executors with their service identity (`exbus service register`)")
+            return StaticCredentials({})
+        from services.vault.client import CredentialsClient
+        from services.vault.dev import dev_bootstrap
+        from services.vault.service import run_vault
+
+        identity = await dev_bootstrap(self.bus.nc, self.config, out=self.out)
+        vault_ready = asyncio.Event()
+        services["vault"] = run_vault(self.bus.nc, self.config, self.stop, ready=vault_ready)
+        client = CredentialsClient(self.bus.nc, identity.service_id, identity.private_key)
+        await client.start()
+        self._stack.push_async_callback(client.close)
+        return client
 
     async def _guard(self, name: str, coro: Awaitable[Any]) -> Any:
         try:

@@ -73,6 +73,13 @@ def test_demo_runs_the_order_round_trip_and_exits_cleanly(tmp_path: Path, clean_
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "embedded nats-server at nats://127.0.0.1:" in out
+    # executors got the paper keys from the vault (dev master key, said loudly); no secret leaked
+    assert "DEVELOPMENT master key" in out
+    from services.simulator.config import sim_config
+
+    paper = sim_config({})
+    for account in (paper.binance.accounts[0], paper.upbit.accounts[0]):
+        assert account.secret not in proc.stdout + proc.stderr
     # one order through ORDERS and the executors to the simulator, its duplicate dropped, its cancel
     assert "strategy: placed buy 100 NKN-USDT" in out and ": accepted venue order" in out
     assert "ORDERS dropped it as a duplicate=True" in out
