@@ -80,6 +80,19 @@ def event_for(command: PlaceOrder | CancelOrder, status: str, *, info: OrderInfo
     )
 
 
+def final_refusal(cmd: PlaceOrder | CancelOrder, e: Exception) -> OrderEvent:
+    """The outcome of a call the venue or exbus refused: a rejected event, or Retry when
+    nothing was sent because of rate limits (the fleet waits, then the command is redelivered)."""
+    if isinstance(e, RateLimited):
+        raise Retry(min(e.retry_after or 5.0, 60.0), f"rate limited: {e}") from None
+    if isinstance(e, LeaseTimeout):
+        raise Retry(5.0, str(e)) from None
+    if isinstance(e, CredentialsUnavailable):
+        return event_for(cmd, "rejected", error="auth_error", reason=str(e))
+    assert isinstance(e, VenueError)
+    return event_for(cmd, "rejected", error=e.code, reason=str(e))  # type: ignore[arg-type]
+
+
 class CommandWorker:
     """Processes commands for one replica; every replica shares the KV state."""
 
@@ -202,14 +215,8 @@ class CommandWorker:
                 if attempt + 1 == self.send_attempts:
                     return event_for(cmd, "failed", error=e.code, reason=str(e))  # type: ignore[arg-type]
                 await asyncio.sleep(0.2 * (attempt + 1))
-            except RateLimited as e:
-                raise Retry(min(e.retry_after or 5.0, 60.0), f"rate limited: {e}") from None
-            except LeaseTimeout as e:
-                raise Retry(5.0, str(e)) from None
-            except CredentialsUnavailable as e:
-                return event_for(cmd, "rejected", error="auth_error", reason=str(e))
-            except VenueError as e:
-                return event_for(cmd, "rejected", error=e.code, reason=str(e))  # type: ignore[arg-type]
+            except (RateLimited, LeaseTimeout, CredentialsUnavailable, VenueError) as e:
+                return final_refusal(cmd, e)
         return event_for(cmd, "failed", error="outcome_unknown",
                          reason="the venue neither confirmed nor denied the order after repeated queries")
 
@@ -299,14 +306,8 @@ class CommandWorker:
                 if attempt + 1 == self.send_attempts:
                     return event_for(cmd, "failed", error=e.code, reason=str(e))  # type: ignore[arg-type]
                 await asyncio.sleep(0.2 * (attempt + 1))
-            except RateLimited as e:
-                raise Retry(min(e.retry_after or 5.0, 60.0), f"rate limited: {e}") from None
-            except LeaseTimeout as e:
-                raise Retry(5.0, str(e)) from None
-            except CredentialsUnavailable as e:
-                return event_for(cmd, "rejected", error="auth_error", reason=str(e))
-            except VenueError as e:
-                return event_for(cmd, "rejected", error=e.code, reason=str(e))  # type: ignore[arg-type]
+            except (RateLimited, LeaseTimeout, CredentialsUnavailable, VenueError) as e:
+                return final_refusal(cmd, e)
         raise AssertionError("unreachable")
 
     async def _untrack(self, key: str, status: str) -> None:
