@@ -1,5 +1,6 @@
-"""`exbus venue sign --jsonl` (raw signing conformance) and `exbus venue call` (one
-operation, for operators; --dry-run prints the signed request instead of sending it)."""
+"""`exbus venue sign --jsonl` (raw signing conformance), `exbus venue call` (one
+operation, for operators; --dry-run prints the signed request instead of sending it) and
+`exbus venue parse` (a venue's raw reply -> the normalized result or classified error)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, TextIO
 import msgspec
 
 import schemas
+from schemas.common import VENUES
 from schemas.orders import CancelOrder, PlaceOrder
 from schemas.queries import (
     BalanceQuery, OpenOrdersQuery, OrderBookQuery, OrderStatusQuery, TickerQuery, TradeHistoryQuery,
@@ -21,7 +23,7 @@ from schemas.queries import (
 from schemas.vault import Credentials
 from services.venues import rest_adapter
 from services.venues.base import NON_IDEMPOTENT, HttpRequest
-from services.venues.errors import VenueError
+from services.venues.errors import RateLimited, VenueError
 
 OPERATION_ARGS: dict[str, Any] = {
     "ticker": TickerQuery, "orderbook": OrderBookQuery, "place_order": PlaceOrder, "cancel_order": CancelOrder,
@@ -95,8 +97,16 @@ def load_credentials(path: str | None) -> Credentials | None:
     return msgspec.json.decode(p.read_bytes(), type=Credentials)
 
 
+def adapter_for(venue: str, base_url: str | None = None) -> Any:
+    """The venue's REST adapter, or a one-line error naming the known venues."""
+    try:
+        return rest_adapter(venue, base_url)
+    except ValueError as e:
+        raise SystemExit(f"exbus venue: {e}; one of {', '.join(VENUES)}") from None
+
+
 def cmd_call(args: argparse.Namespace) -> int:
-    adapter = rest_adapter(args.venue, args.base_url)
+    adapter = adapter_for(args.venue, args.base_url)
     op_args = operation_args(args.venue, args.op, args.args)
     creds = load_credentials(args.credentials)
     try:
@@ -118,15 +128,48 @@ def cmd_call(args: argparse.Namespace) -> int:
         result = asyncio.run(send())
     except VenueError as e:
         result = e
+    return print_result(result)
+
+
+def error_json(err: VenueError) -> dict[str, Any]:
+    """A classified venue error as the CLI prints it."""
+    out: dict[str, Any] = {"error": err.code, "message": err.message, "venue_code": err.venue_code,
+                           "status": err.status}
+    if isinstance(err, RateLimited):
+        out |= {"retry_after": err.retry_after, "banned": err.banned}
+    return out
+
+
+def print_result(result: Any, stdout: TextIO | None = None) -> int:
+    """Print a parsed result (exit 0) or a classified error (exit 1) as JSON."""
+    stdout = stdout or sys.stdout
     if isinstance(result, VenueError):
-        print(json.dumps({"error": result.code, "message": result.message, "venue_code": result.venue_code}))
+        stdout.write(json.dumps(error_json(result)) + "\n")
         return 1
-    print(json.dumps(msgspec.to_builtins(result), indent=2, default=str))
+    stdout.write(json.dumps(msgspec.to_builtins(result), indent=2, default=str) + "\n")
     return 0
 
 
+def parse_headers(raw: list[str]) -> dict[str, str]:
+    headers = {}
+    for item in raw:
+        key, sep, value = item.partition(":")
+        if not sep or not key.strip():
+            raise SystemExit(f"bad --header {item!r}: expected NAME:VALUE")
+        headers[key.strip()] = value.strip()
+    return headers
+
+
+def cmd_parse(args: argparse.Namespace, stdin: Any = None, stdout: TextIO | None = None) -> int:
+    """Parse a venue reply read from stdin, as the executor and queries would."""
+    adapter = adapter_for(args.venue)
+    op_args = operation_args(args.venue, args.op, args.args) if args.args else None
+    body = (stdin or sys.stdin.buffer).read()
+    return print_result(adapter.parse_response(args.op, args.status, parse_headers(args.header), body, op_args), stdout)
+
+
 def register(sub: Any) -> None:
-    """Add `venue sign` and `venue call` to the exbus parser."""
+    """Add `venue sign`, `venue call` and `venue parse` to the exbus parser."""
     p = sub.add_parser("venue", help="venue adapter tools")
     vsub = p.add_subparsers(dest="venue_command", required=True)
     s = vsub.add_parser("sign", help="sign raw requests: JSON lines on stdin -> signed requests on stdout")
@@ -140,3 +183,10 @@ def register(sub: Any) -> None:
     c.add_argument("--credentials", help="JSON file with api_key, secret[, passphrase] (mode 600)")
     c.add_argument("--base-url", help="send to another base URL (simulator)")
     c.set_defaults(handler=cmd_call)
+    r = vsub.add_parser("parse", help="normalize a venue's raw reply read from stdin (or classify its error)")
+    r.add_argument("venue")
+    r.add_argument("op", help=", ".join(OPERATION_ARGS))
+    r.add_argument("--status", type=int, required=True, help="the reply's HTTP status")
+    r.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="a reply header (repeatable)")
+    r.add_argument("--args", default="", help="the operation's arguments as JSON, where the parse needs them")
+    r.set_defaults(handler=cmd_parse)
