@@ -4,6 +4,7 @@ under schemas/generated/ and a test fails when they are stale."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -133,10 +134,25 @@ def asyncapi() -> dict[str, Any]:
     }
 
 
+def clean_descriptions(node: Any) -> Any:
+    """Docstring-derived descriptions with their indentation removed, so the output does
+    not depend on whether the msgspec (or Python) in use already dedents docstrings."""
+    if isinstance(node, dict):
+        return {k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else clean_descriptions(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [clean_descriptions(v) for v in node]
+    return node
+
+
+def dump(document: dict[str, Any]) -> str:
+    return json.dumps(clean_descriptions(document), indent=2, sort_keys=True) + "\n"
+
+
 def render() -> dict[str, str]:
     """File name -> file content of everything ``export`` writes."""
-    files = {f"{name}.schema.json": json.dumps(s, indent=2, sort_keys=True) + "\n" for name, s in json_schemas().items()}
-    files["asyncapi.json"] = json.dumps(asyncapi(), indent=2, sort_keys=True) + "\n"
+    files = {f"{name}.schema.json": dump(s) for name, s in json_schemas().items()}
+    files["asyncapi.json"] = dump(asyncapi())
     return files
 
 
