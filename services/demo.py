@@ -80,10 +80,11 @@ async def place_and_cancel(client: OrderClient, out: TextIO, show_duplicate: boo
     print(f"strategy: canceled -> {_event_line(await client.submit(cancel))}", file=out)
 
 
-async def sample_strategy(system: Any, out: TextIO, stop: asyncio.Event) -> None:
-    """What a strategy does with exbus, once; then it keeps trading until ``stop``."""
+async def sample_strategy(system: Any, nc: Any, out: TextIO, stop: asyncio.Event) -> None:
+    """What a strategy does with exbus (on ``nc``, its own connection), once; then it keeps
+    trading until ``stop``."""
     await asyncio.wait_for(system.executors_ready.wait(), 30)
-    client = OrderClient(system.bus.nc)
+    client = OrderClient(nc)
     await place_and_cancel(client, out, show_duplicate=True)
     buy = PlaceOrder(command_id=f"demo-upbit-{_run}", venue="upbit", account="demo", symbol="WAVES-KRW",
                      client_order_id=f"demo-upbit-{_run}", side="buy", order_type="market", quote_quantity=Decimal("10000"))
@@ -113,8 +114,9 @@ async def run_demo(config: Config, stop: asyncio.Event, seconds: float | None = 
                   f"{bus.report.updated or '-'}, unchanged {bus.report.unchanged or '-'}", file=out)
         rates = SubjectRates(">")
         await rates.start(bus.nc)
-        await sample_market_data(bus.nc, out, stop)
-        strategy = asyncio.create_task(sample_strategy(system, out, stop))
+        strategy_nc = await system.connect_as("strategy", "exbus-demo-strategy")  # what deploy/ lets strategies do
+        await sample_market_data(strategy_nc, out, stop)
+        strategy = asyncio.create_task(sample_strategy(system, strategy_nc, out, stop))
         await rates.show(out, stop)
         await rates.stop()
         try:

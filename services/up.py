@@ -2,6 +2,12 @@
 
 With ``--sim`` the venue simulator runs too, and the venues it speaks (Binance, Upbit)
 are pointed at it: the ingestor reads its WebSocket streams, REST goes to its servers.
+
+The embedded server runs with the permissions of deploy/nats/exbus.conf: each service
+connects as its own user (vault, executor, ingestor; the operator's views as operator,
+the demo's strategy as strategy) with a password made for this run. A configured
+``nats.user``/``nats.password`` keeps its password, so other tools can join as that
+user. With ``nats.url`` or ``embedded.config_file`` set, services connect as configured.
 """
 
 from __future__ import annotations
@@ -11,9 +17,12 @@ import sys
 from contextlib import AsyncExitStack
 from typing import Any, Awaitable, TextIO
 
+import msgspec
+
 from services.bus.connect import connect
+from services.bus.embedded import EmbeddedNats, ServiceUsers
 from services.bus.lifecycle import Bus
-from services.config import Config
+from services.config import Config, NatsSettings
 from services.executor.credentials import CredentialsProvider, StaticCredentials
 from services.executor.service import run_executor
 from services.ingestor.service import FeedSpec, run_ingestor, specs_from_settings
@@ -60,11 +69,13 @@ class System:
         self.bus: Bus
         self.simulator: Any = None
         self.tasks: dict[asyncio.Task[Any], str] = {}
+        self.users: ServiceUsers | None = None
+        """Per-service NATS users of the embedded server (None: connect as configured)."""
         self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> "System":
         try:
-            self.bus = await self._stack.enter_async_context(Bus(self.config, name="exbus-up"))
+            self.bus = await self._stack.enter_async_context(self._bus())
             print(f"NATS_URL={self.bus.url}", file=self.out, flush=True)
             feeds: list[FeedSpec] = []
             if self.sim:
@@ -79,11 +90,13 @@ class System:
                 print(f"replayed venues: {', '.join(f.venue for f in feeds)}", file=self.out, flush=True)
             self.executors_ready = asyncio.Event()
             services: dict[str, Awaitable[Any]] = {
-                "ingestor": run_ingestor(self.bus.nc, specs_from_settings(self.config.ingestor) + feeds, self.stop),
+                "ingestor": run_ingestor(await self.connect_as("ingestor"),
+                                         specs_from_settings(self.config.ingestor) + feeds, self.stop),
             }
             credentials = await self._credentials(services)
             services["executor"] = run_executor(
-                lambda: connect(self.config.nats, url=self.bus.url, name="exbus-executor"), self.config.executor,
+                lambda: connect(self.nats_settings("executor"), url=self.bus.url, name="exbus-executor"),
+                self.config.executor,
                 credentials, self.stop, replicas=self.executors, ready=self.executors_ready)
             self.tasks = {asyncio.create_task(self._guard(name, coro), name=name): name for name, coro in services.items()}
             log.info("exbus up", nats=self.bus.url, embedded=self.bus.server is not None, sim=self.sim,
@@ -92,6 +105,33 @@ class System:
         except BaseException:
             await self._stack.aclose()
             raise
+
+    def _bus(self) -> Bus:
+        """The bus: the embedded default with deploy/nats/exbus.conf's users (the system's
+        own connection is the operator's), else NATS as configured."""
+        nats, emb = self.config.nats, self.config.embedded
+        if nats.url or emb.config_file:
+            return Bus(self.config, name="exbus-up")
+        self.users = ServiceUsers({nats.user: nats.password} if nats.user and nats.password else None)
+        server = EmbeddedNats(emb.data_dir, port=emb.port, config_file=self.users.conf, env=self.users.server_env())
+        operator = msgspec.structs.replace(self.config, nats=self.nats_settings("operator"))
+        return Bus(operator, name="exbus-up", embedded=server)
+
+    def nats_settings(self, user: str) -> NatsSettings:
+        """How the service running as ``user`` connects: as that user on the embedded
+        server, else with the configured settings."""
+        if self.users is None:
+            return self.config.nats
+        return msgspec.structs.replace(self.config.nats, user=user, password=self.users.password(user))
+
+    async def connect_as(self, user: str, name: str | None = None) -> Any:
+        """A connection as ``user``, drained when the system stops (the system's own
+        connection when there are no per-service users)."""
+        if self.users is None:
+            return self.bus.nc
+        nc = await connect(self.nats_settings(user), url=self.bus.url, name=name or f"exbus-{user}")
+        self._stack.push_async_callback(_drain, nc)
+        return nc
 
     async def _credentials(self, services: dict[str, Awaitable[Any]]) -> CredentialsProvider:
         """Executors get credentials from the vault. With ``--sim`` the vault runs here with
@@ -106,8 +146,9 @@ class System:
 
         identity = await dev_bootstrap(self.bus.nc, self.config, out=self.out)
         vault_ready = asyncio.Event()
-        services["vault"] = run_vault(self.bus.nc, self.config, self.stop, ready=vault_ready)
-        client = CredentialsClient(self.bus.nc, identity.service_id, identity.private_key)
+        services["vault"] = run_vault(await self.connect_as("vault"), self.config, self.stop, ready=vault_ready)
+        client = CredentialsClient(await self.connect_as("executor", "exbus-vault-client"), identity.service_id,
+                                   identity.private_key)
         await client.start()
         self._stack.push_async_callback(client.close)
         return client
@@ -128,6 +169,14 @@ class System:
         self.stop.set()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self._stack.aclose()
+
+
+async def _drain(nc: Any) -> None:
+    try:
+        await asyncio.wait_for(nc.drain(), timeout=10)
+    except Exception as e:  # drain failed; close hard
+        log.warning("drain failed, closing", error=str(e))
+        await nc.close()
 
 
 async def run_up(config: Config, stop: asyncio.Event, *, sim: bool = False, executors: int = 1,

@@ -3,6 +3,10 @@ run with JetStream on loopback, on a port the server picks itself.
 
 It never outlives its owner: the child gets PR_SET_PDEATHSIG (Linux) so even a
 SIGKILLed parent takes it down, and every started server is stopped at interpreter exit.
+
+``exbus up`` runs it with the permissions of deploy/nats/exbus.conf (one user per
+service, see :class:`ServiceUsers`); ``exbus nats`` and the test fixtures run it open
+unless given a config file.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import atexit
 import ctypes
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -19,13 +24,50 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Mapping
 
 _PR_SET_PDEATHSIG = 1
 _running: set["EmbeddedNats"] = set()
 
+PERMISSIONS_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "exbus.conf"
+"""The per-service permissions of deploy/: the same file for a deployment and for ``exbus up``."""
+SERVICE_USERS = ("vault", "executor", "ingestor", "strategy", "operator")
+"""The users of PERMISSIONS_CONF."""
+
 
 class EmbeddedServerError(RuntimeError):
     """The embedded server could not be found or did not come up."""
+
+
+class ServiceUsers:
+    """Passwords of the users of deploy/nats/exbus.conf for one run of the embedded server.
+
+    Each password is random per run unless given, reaches the server only through its
+    environment (``EXBUS_NATS_<USER>_PASSWORD``, never argv), and is never printed,
+    logged or shown by repr.
+    """
+
+    def __init__(self, given: Mapping[str, str] | None = None, *, conf: Path = PERMISSIONS_CONF) -> None:
+        unknown = set(given or {}) - set(SERVICE_USERS)
+        if unknown:
+            raise ValueError(f"no such NATS user in {conf.name}: {', '.join(sorted(unknown))} "
+                             f"(users: {', '.join(SERVICE_USERS)})")
+        if not conf.is_file():
+            raise EmbeddedServerError(f"{conf} not found: run from the exbus source tree or set embedded.config_file")
+        self.conf = conf
+        self._passwords = {u: (given or {}).get(u) or secrets.token_urlsafe(24) for u in SERVICE_USERS}
+
+    def password(self, user: str) -> str:
+        """The password of ``user`` (KeyError for a user the config file does not have)."""
+        return self._passwords[user]
+
+    def server_env(self) -> dict[str, str]:
+        """The environment variables the config file reads the passwords from, quoted:
+        nats-server parses a variable's value as config text (``3d...`` would be a number)."""
+        return {f"EXBUS_NATS_{u.upper()}_PASSWORD": json.dumps(pw) for u, pw in self._passwords.items()}
+
+    def __repr__(self) -> str:
+        return f"ServiceUsers(users={list(self._passwords)}, passwords=<redacted>)"
 
 
 def server_binary() -> Path:
@@ -53,6 +95,7 @@ class EmbeddedNats:
 
     Use ``async with EmbeddedNats(data_dir) as server: server.url`` or start()/stop().
     ``port=0`` lets the server pick a free loopback port (no race with other processes).
+    ``env`` is added to the server's environment (the passwords a config file reads).
     """
 
     def __init__(
@@ -62,6 +105,7 @@ class EmbeddedNats:
         port: int = 0,
         host: str = "127.0.0.1",
         config_file: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
         extra_args: list[str] | None = None,
         log_file: str | Path | None = None,
         startup_timeout_s: float = 15.0,
@@ -70,6 +114,7 @@ class EmbeddedNats:
         self.port = port
         self.host = host
         self.config_file = Path(config_file) if config_file else None
+        self._env = dict(env or {})
         self.extra_args = list(extra_args or [])
         self.log_file = Path(log_file) if log_file else self.data_dir.parent / f"{self.data_dir.name}.log"
         self.startup_timeout_s = startup_timeout_s
@@ -97,7 +142,7 @@ class EmbeddedNats:
         ]
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent, env={**os.environ, **self._env} if self._env else None,
         )
         _running.add(self)
         self.url = self._wait_ready()

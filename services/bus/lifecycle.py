@@ -47,10 +47,13 @@ class Bus:
             await bus.js.publish(...)
     """
 
-    def __init__(self, config: Config, *, name: str = "exbus", ensure: bool = True) -> None:
+    def __init__(self, config: Config, *, name: str = "exbus", ensure: bool = True,
+                 embedded: EmbeddedNats | None = None) -> None:
         self.config = config
         self.name = name
         self.ensure = ensure
+        self._embedded = embedded
+        """The server to start when ``nats.url`` is empty (default: from ``config.embedded``)."""
         self.server: EmbeddedNats | None = None
         self.nc: NATS
         self.js: JetStreamContext
@@ -63,7 +66,8 @@ class Bus:
             url = self.config.nats.url
             if not url:
                 emb = self.config.embedded
-                self.server = EmbeddedNats(emb.data_dir, port=emb.port, config_file=emb.config_file or None)
+                self.server = self._embedded or EmbeddedNats(emb.data_dir, port=emb.port,
+                                                             config_file=emb.config_file or None)
                 await self._stack.enter_async_context(self.server)
                 url = self.server.url
                 log.info("embedded nats-server started", url=url, data_dir=emb.data_dir, pid=self.server.pid)
