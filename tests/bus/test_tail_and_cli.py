@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import nats
+import pytest
 
 import schemas
 from schemas import OrderEvent, PlaceOrder, Trade, subjects
@@ -127,7 +128,9 @@ def test_up_prints_the_url_serves_and_stops_on_sigint(tmp_path: Path, clean_env:
     import signal
 
     before = _nats_server_pids()
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], cwd=tmp_path, env=clean_env,
+    # the embedded server has deploy/nats/exbus.conf's users; the configured one keeps its password
+    env = {**clean_env, "EXBUS_NATS_USER": "operator", "EXBUS_NATS_PASSWORD": "up-test-operator"}
+    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
@@ -137,7 +140,9 @@ def test_up_prints_the_url_serves_and_stops_on_sigint(tmp_path: Path, clean_env:
     assert url.startswith("nats://127.0.0.1:")
 
     async def streams_exist() -> list[str]:
-        nc = await nats.connect(url)
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0)
+        nc = await nats.connect(url, user="operator", password="up-test-operator")
         names = [s.config.name for s in await nc.jetstream().streams_info()]
         await nc.close()
         return names
