@@ -101,6 +101,12 @@ CASES: list[tuple[str, str, Any, Any, Callable[[Any], bool]]] = [
       0.001, 0.001, "LIMIT", None, None, None, 0, "ACTIVE", None, None, 15, 0, 0, 0, None, None, None, 0, 0, None, None,
       None, "API>BFX", None, None, None], None, "SUCCESS", "Submitted for cancellation; waiting for confirmation (ID: 30937950333)."],
      lambda c: isinstance(c, CancelAccepted) and c.venue_order_id == "30937950333"),
+    ("bitfinex", "open_orders", OpenOrdersQuery(symbol="BTC-USD"),  # Retrieve Orders: [ID, GID, CID, SYMBOL, ...]
+     [[1185815098, None, 1612345678901, "tBTCUSD", 1573476747887, 1573476747887, -0.25, -0.5, "EXCHANGE LIMIT", None,
+       None, None, 0, "PARTIALLY FILLED @ 7000.0(-0.25)", None, None, 7000, 7000, 0, 0, None, None, None, 0, 0, None,
+       None, None, "API>BFX", None, None, None]],
+     lambda os: (os[0].venue_order_id, os[0].side, os[0].quantity, os[0].filled_quantity, os[0].state, os[0].symbol)
+     == ("1185815098", "sell", D("0.5"), D("0.25"), "partially_filled", "BTC-USD")),
     ("bitfinex", "balance", BalanceQuery(),
      [["exchange", "UST", 19788.6529257, 0, 19788.6529257, "Exchange deposit", None], ["margin", "USD", 10, 0, 10, None, None]],
      lambda bs: [(b.asset, b.free) for b in bs] == [("USDT", D("19788.6529257"))]),
