@@ -17,6 +17,8 @@ COMMAND_MODULES = [
     "services.vault.commands",      # vault, keys, service
     "services.executor.commands",   # execute
     "services.simulator.commands",  # sim
+    "services.config_check",        # config check
+    "services.observability.status",  # status
 ]
 
 

@@ -21,6 +21,7 @@ import msgspec
 
 from services.executor.settings import ExecutorSettings
 from services.ingestor.settings import IngestorSettings
+from services.observability.settings import ObservabilitySettings
 from services.vault.settings import VaultSettings
 
 
@@ -86,6 +87,7 @@ class Config(msgspec.Struct, kw_only=True):
     ingestor: IngestorSettings = msgspec.field(default_factory=IngestorSettings)
     executor: ExecutorSettings = msgspec.field(default_factory=ExecutorSettings)
     vault: VaultSettings = msgspec.field(default_factory=VaultSettings)
+    observability: ObservabilitySettings = msgspec.field(default_factory=ObservabilitySettings)
 
 
 def _parse_scalar(text: str) -> Any:

@@ -28,6 +28,8 @@ from services.executor.service import run_executor
 from services.ingestor.service import FeedSpec, run_ingestor, specs_from_settings
 from services.ingestor.settings import FeedSettings
 from services.logs import get_logger
+from services.observability.catalog import INGESTOR
+from services.observability.runtime import Observability
 from services.venues.wsbase import ws_adapter
 
 log = get_logger("up")
@@ -71,6 +73,8 @@ class System:
         self.tasks: dict[asyncio.Task[Any], str] = {}
         self.users: ServiceUsers | None = None
         """Per-service NATS users of the embedded server (None: connect as configured)."""
+        self.observability: dict[str, Observability] = {}
+        """Metrics/health endpoint and service registrations, by service."""
         self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> "System":
@@ -89,13 +93,15 @@ class System:
                 feeds = await start_replayed_venues(self._stack)
                 print(f"replayed venues: {', '.join(f.venue for f in feeds)}", file=self.out, flush=True)
             self.executors_ready = asyncio.Event()
-            services: dict[str, Awaitable[Any]] = {
-                "ingestor": run_ingestor(await self.connect_as("ingestor"),
-                                         specs_from_settings(self.config.ingestor) + feeds, self.stop),
-            }
+            specs = specs_from_settings(self.config.ingestor) + feeds
+            ingestor_nc = await self.connect_as("ingestor")
+            await self.observe("ingestor", ingestor_nc, ready=lambda: INGESTOR.feeds_subscribed(s.venue for s in specs))
+            services: dict[str, Awaitable[Any]] = {"ingestor": run_ingestor(ingestor_nc, specs, self.stop)}
             credentials = await self._credentials(services)
+            executors = await self.observe("executor", ready=self.executors_ready)
             services["executor"] = run_executor(
-                lambda: connect(self.nats_settings("executor"), url=self.bus.url, name="exbus-executor"),
+                executors.connections(
+                    lambda: connect(self.nats_settings("executor"), url=self.bus.url, name="exbus-executor")),
                 self.config.executor,
                 credentials, self.stop, replicas=self.executors, ready=self.executors_ready)
             self.tasks = {asyncio.create_task(self._guard(name, coro), name=name): name for name, coro in services.items()}
@@ -133,6 +139,18 @@ class System:
         self._stack.push_async_callback(_drain, nc)
         return nc
 
+    async def observe(self, service: str, nc: Any = None, *, ready: Any) -> Observability:
+        """Serve ``service``'s /metrics, /healthz, /readyz (printing the URL) and register
+        ``nc`` with the NATS services framework; executor replicas register as they connect.
+        Executor replicas of this process share one registry and port."""
+        obs = await self._stack.enter_async_context(Observability(service, self.config.observability, ready=ready))
+        self.observability[service] = obs
+        if nc is not None:
+            await obs.register(nc)
+        if obs.url:
+            print(f"metrics: {service} {obs.url}/metrics", file=self.out, flush=True)
+        return obs
+
     async def _credentials(self, services: dict[str, Awaitable[Any]]) -> CredentialsProvider:
         """Executors get credentials from the vault. With ``--sim`` the vault runs here with
         a development master key holding the simulator's paper keys (it says so loudly)."""
@@ -146,7 +164,9 @@ class System:
 
         identity = await dev_bootstrap(self.bus.nc, self.config, out=self.out)
         vault_ready = asyncio.Event()
-        services["vault"] = run_vault(await self.connect_as("vault"), self.config, self.stop, ready=vault_ready)
+        vault_nc = await self.connect_as("vault")
+        await self.observe("vault", vault_nc, ready=vault_ready)
+        services["vault"] = run_vault(vault_nc, self.config, self.stop, ready=vault_ready)
         client = CredentialsClient(await self.connect_as("executor", "exbus-vault-client"), identity.service_id,
                                    identity.private_key)
         await client.start()

@@ -23,6 +23,7 @@ from typing import Awaitable, Callable, Mapping
 import msgspec
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
+from services.observability.catalog import EXECUTOR as METRICS
 from services.venues.base import RateLimit
 
 NS = 1_000_000_000
@@ -114,6 +115,7 @@ class RateLimiter:
     async def block(self, venue: str, account: str, seconds: float, reason: str, scope: str = "ip") -> None:
         """Stop every replica from calling ``venue`` until now + ``seconds`` (429/418)."""
         key = f"{venue}.{'ip-' + self.egress if scope == 'ip' else 'acct-' + account}.block"
+        METRICS.blocks.labels(venue).inc()
         until = self.clock() + int(seconds * NS)
         while True:
             current, rev = await self._get(key, Block)
@@ -154,6 +156,7 @@ class RateLimiter:
                 await self._wait(allow_at - now, deadline)
                 continue
             if await self._put(key, GcraState(tat=tat + cost * interval), rev):
+                METRICS.lease(venue, limit.name, tat + cost * interval - now, tau)
                 return
             # another replica took budget first: re-read and try again
 

@@ -12,6 +12,7 @@ go to the dead-letter subject; both are terminated, never redelivered.
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +27,7 @@ from services.executor.gateway import VenueGateway
 from services.executor.ratelimit import LeaseTimeout
 from services.executor.state import OrderRecord, OrderStates, order_key
 from services.logs import get_logger
+from services.observability.catalog import EXECUTOR as METRICS
 from services.venues.base import CancelAccepted
 from services.venues.errors import (
     MarketRulesViolation, NetworkError, OrderNotFound, OutcomeUnknown, RateLimited, VenueError,
@@ -111,6 +113,7 @@ class CommandWorker:
     # --- the message loop's entry point ------------------------------------------------------
     async def handle(self, msg: Any) -> None:
         """Process one ORDERS message to its end: ack, term, or nak for a later retry."""
+        received = time.perf_counter()
         try:
             command = schemas.decode(msg.data, OrderCommand)
         except msgspec.DecodeError as e:
@@ -128,12 +131,14 @@ class CommandWorker:
                 event = await self._cancel(command)
             if event is not None:
                 await self.publish(event)
+                METRICS.command(command.venue, event.status, received)
                 if isinstance(command, PlaceOrder):
                     await self._finish(command, event)
             await msg.ack_sync()
             self.processed += 1
         except Retry as r:
             log.info("command deferred", command_id=command.command_id, reason=str(r), delay_s=r.delay_s)
+            METRICS.command(command.venue, "deferred")
             await msg.nak(delay=r.delay_s)
         finally:
             heartbeat.cancel()
@@ -163,9 +168,11 @@ class CommandWorker:
             parts = msg.subject.split(".") + ["", "", "", ""]
             dead = DeadLetter(subject=msg.subject, reason=reason, payload=bytes(msg.data[:65536]), ts=now)
             await self.js.publish(subjects.orders_deadletter(parts[2], parts[3]), schemas.encode(dead))
+            METRICS.command(parts[2] if parts[2] in schemas.VENUES else "unknown", "dead_letter")
             log.warning("command dead-lettered", subject=msg.subject, reason=reason)
         else:
             await self.publish(event)
+            METRICS.command(event.venue, "rejected")
             log.info("command rejected", command_id=env.command_id, reason=reason)
         await msg.term()
 

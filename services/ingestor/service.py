@@ -27,6 +27,7 @@ from services.ingestor.settings import FeedSettings, IngestorSettings
 from services.ingestor.snapshots import RateBudget, RestSnapshots, SnapshotSource
 from services.ingestor.transport import Backoff, Tap, WsConnection
 from services.logs import get_logger
+from services.observability.catalog import INGESTOR as METRICS
 from services.venues.wsbase import WsAdapter, ws_adapter
 
 log = get_logger("ingestor")
@@ -188,6 +189,7 @@ class Ingestor:
             await self.publisher.publish(actions.publish)
             if t_perf and self.latencies_ns is not None:
                 self.latencies_ns.append(time.perf_counter_ns() - t_perf)
+            METRICS.observe(venue, self.feeds[venue], actions.publish)
         connections = self.connections[venue]
         for index, data in actions.send:
             connections[index].send(data)

@@ -22,6 +22,7 @@ from schemas import decode, encode
 from schemas.subjects import VAULT_CREDENTIALS_GET
 from schemas.vault import CredentialDenial, CredentialGrant, CredentialRequest, VaultReply
 from services.logs import get_logger
+from services.observability.catalog import VAULT as METRICS
 from services.vault import audit
 from services.vault.crypto import (
     MasterKeyError, MasterKeyRing, VaultCryptoError, decrypt_secret, load_master_keys, seal, seal_context,
@@ -68,11 +69,13 @@ class VaultService:
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             reason = f"request does not decode: {e}"
             await self._audit_denial("unknown", None, None, reason)
+            METRICS.denials.labels("malformed").inc()
             return CredentialDenial(request_id=_request_id_of(data), code="malformed", reason=reason)
         try:
             grant, key_version = await self._grant(request)
         except Denied as d:
             await self._audit_denial(request.service_id, request.venue, request.account, f"{d.code}: {d.reason}")
+            METRICS.denials.labels(d.code).inc()
             return CredentialDenial(request_id=request.request_id, code=d.code, reason=d.reason)  # type: ignore[arg-type]
         event = audit.audit_event("grant", request.service_id, "ok", venue=request.venue, account=request.account,
                                   lease_id=grant.lease_id, key_version=key_version)
@@ -81,8 +84,10 @@ class VaultService:
         except audit.AuditUnavailable as e:
             log.error("grant refused: audit unavailable", service=request.service_id,
                       venue=request.venue, account=request.account, error=str(e))
+            METRICS.denials.labels("audit_unavailable").inc()
             return CredentialDenial(request_id=request.request_id, code="audit_unavailable",
                                     reason="the audit trail is unavailable; no credentials are granted without it")
+        METRICS.grants.labels(request.venue).inc()
         log.info("credentials granted", service=request.service_id, venue=request.venue,
                  account=request.account, lease_id=grant.lease_id)
         return grant
@@ -177,6 +182,7 @@ async def run_vault(nc: Any, config: Any, stop: asyncio.Event, *,
         except Exception as e:  # a fault of ours still gets an explicit answer
             log.error("request failed", error=f"{type(e).__name__}: {e}")
             reply = CredentialDenial(request_id=_request_id_of(msg.data), code="internal", reason="vault error")
+            METRICS.denials.labels("internal").inc()
         await msg.respond(encode(reply))
 
     sub = await nc.subscribe(VAULT_CREDENTIALS_GET, queue=QUEUE_GROUP, cb=on_request)
