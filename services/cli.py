@@ -18,7 +18,6 @@ COMMAND_MODULES = [
     "services.executor.commands",   # execute
     "services.simulator.commands",  # sim
     "services.config_check",        # config check
-    "services.config_check",        # config check
     "services.observability.status",  # status
 ]
 
