@@ -28,11 +28,18 @@ test: $(VENV)/.installed-test
 schema: $(VENV)/.installed
 	$(BIN)/exbus schema export
 
-bench-ingest: $(VENV)/.installed
-	$(BIN)/python bench/ingest_replay.py --out bench/results/ingest_replay.json
+# cryptofeed 2.4.1, the comparison of bench-ingest, in a virtualenv of its own (bench only)
+CF_VENV ?= .venv-cryptofeed
+$(CF_VENV)/bin/python:
+	$(PYTHON) -m venv $(CF_VENV)
+	$(CF_VENV)/bin/python -m pip install -q cryptofeed==2.4.1
+
+bench-ingest: $(VENV)/.installed $(CF_VENV)/bin/python
+	$(BIN)/python bench/ingest_replay.py --cryptofeed-python $(CF_VENV)/bin/python \
+		$(if $(SOAK_SECONDS),--soak $(SOAK_SECONDS)) --out bench/results/ingest_replay.json
 
 bench-sim: $(VENV)/.installed
 	$(BIN)/python bench/simulator_orders.py
 
 clean:
-	rm -rf $(VENV) .exbus .pytest_cache
+	rm -rf $(VENV) $(CF_VENV) .exbus .pytest_cache
