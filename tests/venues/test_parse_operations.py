@@ -36,6 +36,19 @@ def cancel(venue: str, symbol: str) -> CancelOrder:
 
 
 CASES: list[tuple[str, str, Any, Any, Callable[[Any], bool]]] = [
+    # --- Upbit: docs.upbit.com "시세 현재가(Ticker) 조회" (GET /v1/ticker) response example; the rest of Upbit's
+    #     operations run against the simulator in test_rest_upbit.py ---
+    ("upbit", "ticker", TickerQuery(symbol="BTC-KRW"),
+     [{"market": "KRW-BTC", "trade_date": "20180418", "trade_time": "102340", "trade_date_kst": "20180418",
+       "trade_time_kst": "192340", "trade_timestamp": 1524047020000, "opening_price": 8450000, "high_price": 8679000,
+       "low_price": 8445000, "trade_price": 8621000, "prev_closing_price": 8450000, "change": "RISE",
+       "change_price": 171000, "change_rate": 0.0202366864, "signed_change_price": 171000,
+       "signed_change_rate": 0.0202366864, "trade_volume": 0.02467802, "acc_trade_price": 108024804862.58254,
+       "acc_trade_price_24h": 232702901371.09309, "acc_trade_volume": 12603.53386105,
+       "acc_trade_volume_24h": 27181.31137002, "highest_52_week_price": 28885000, "highest_52_week_date": "2018-01-06",
+       "lowest_52_week_price": 4175000, "lowest_52_week_date": "2017-09-25", "timestamp": 1524047026072}],
+     lambda t: isinstance(t, Ticker) and t.last == D("8621000") and t.volume_24h == D("27181.31137002")
+     and t.quote_volume_24h == D("232702901371.09309") and t.ts_event == 1524047026072 * 10**6),
     # --- Kraken: docs.kraken.com/api-reference (Get Ticker Information, Get Order Book, Add Order,
     #     Get Account Balance (extended), Get Trades History) ---
     ("kraken", "ticker", TickerQuery(symbol="BTC-USD"),
