@@ -48,7 +48,8 @@ CASES: list[tuple[str, str, Any, Any, Callable[[Any], bool]]] = [
        "acc_trade_volume_24h": 27181.31137002, "highest_52_week_price": 28885000, "highest_52_week_date": "2018-01-06",
        "lowest_52_week_price": 4175000, "lowest_52_week_date": "2017-09-25", "timestamp": 1524047026072}],
      lambda t: isinstance(t, Ticker) and t.last == D("8621000") and t.volume_24h == D("27181.31137002")
-     and t.quote_volume_24h == D("232702901371.09309") and t.ts_event == 1524047026072 * 10**6),
+     # (this body passes through a Python float: the 17th digit of the quote volume is the float's)
+     and t.quote_volume_24h == D(repr(232702901371.09309)) and t.ts_event == 1524047026072 * 10**6),
     # --- Kraken: docs.kraken.com/api-reference (Get Ticker Information, Get Order Book, Add Order,
     #     Get Account Balance (extended), Get Trades History) ---
     ("kraken", "ticker", TickerQuery(symbol="BTC-USD"),
