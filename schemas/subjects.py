@@ -63,6 +63,14 @@ def md(venue: str, channel: str, symbol: str) -> str:
     return f"md.{_venue(venue)}.{_check('channel', channel, channel in CHANNELS)}.{_symbol(symbol)}"
 
 
+def md_of(venue: str = "*", channel: str = "*", symbol: str = "*") -> str:
+    """Wildcard for market data (``*`` for any venue, channel or symbol)."""
+    v = venue if venue == "*" else _venue(venue)
+    c = channel if channel == "*" else _check("channel", channel, channel in CHANNELS)
+    s = symbol if symbol == "*" else _symbol(symbol)
+    return f"md.{v}.{c}.{s}"
+
+
 def md_status(venue: str) -> str:
     """``md.<venue>.status``."""
     return f"md.{_venue(venue)}.status"
