@@ -1,16 +1,21 @@
 """The vault service: answers ``vault.credentials.get`` in queue group ``vault``.
 
 One request: decode -> token (registered Ed25519 key, audience, expiry, request
-binding) -> jti claimed once across replicas -> policy -> record -> decrypt -> seal to
-the request's ephemeral key -> audit (acknowledged) -> grant. Any failed step is an
-explicit CredentialDenial with a code, and is audited too. If the grant's audit event
-cannot be stored, the grant is refused.
+binding) -> policy -> jti claimed once across replicas, record read in the same round
+trip -> decrypt -> seal to the request's ephemeral key -> audit (acknowledged) -> grant.
+Any failed step is an explicit CredentialDenial with a code, and is audited too. If the
+grant's audit event cannot be stored, the grant is refused.
+
+Service keys come from a KV watch (parsed once per key), so a request costs two round
+trips to the server: the jti claim with the record read, and the audit event. Data keys
+are unwrapped per request, never cached.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fnmatch
+import functools
 import time
 import uuid
 from typing import Any, Callable
@@ -28,12 +33,15 @@ from services.vault.crypto import (
     MasterKeyError, MasterKeyRing, VaultCryptoError, decrypt_secret, load_master_keys, seal, seal_context,
 )
 from services.vault.settings import VaultSettings
-from services.vault.store import VaultStore
+from services.vault.store import ServiceKeyCache, VaultStore
 from services.vault.tokens import TokenError, load_public_key, verify_token
 
 log = get_logger("vault")
 
 QUEUE_GROUP = "vault"
+
+_public_key = functools.lru_cache(maxsize=1024)(load_public_key)
+"""Ed25519 key objects, parsed once per registered PEM."""
 
 
 class Denied(Exception):
@@ -58,6 +66,8 @@ class VaultService:
                  load_ring: Callable[[], MasterKeyRing]) -> None:
         self.js = js
         self.store = store
+        self.service_keys = ServiceKeyCache(store)
+        """Started by run_vault; read directly from KV until then."""
         self.settings = settings
         self._load_ring = load_ring
         self.ring = load_ring()
@@ -93,10 +103,14 @@ class VaultService:
         return grant
 
     async def _grant(self, req: CredentialRequest) -> tuple[CredentialGrant, int]:
-        await self._authenticate(req)
+        jti = await self._authenticate(req)
         if not allowed(self.settings.policy, req.service_id, req.venue, req.account):
             raise Denied("forbidden", f"service {req.service_id} may not read {req.venue}/{req.account}")
-        record = await self.store.get_secret(req.venue, req.account)
+        # one round trip for both: the claim must succeed before the record is used
+        claimed, record = await asyncio.gather(self.store.claim_jti(jti),
+                                               self.store.get_secret(req.venue, req.account))
+        if not claimed:
+            raise Denied("replayed", "token id (jti) was already used")
         if record is None:
             raise Denied("not_found", f"no credentials for {req.venue}/{req.account}")
         if record.state == "revoked" or record.secret is None:
@@ -115,13 +129,14 @@ class VaultService:
                                 key_version=record.secret.key_version, sealed=box)
         return grant, record.secret.key_version
 
-    async def _authenticate(self, req: CredentialRequest) -> None:
-        registered = await self.store.get_service_key(req.service_id)
+    async def _authenticate(self, req: CredentialRequest) -> str:
+        """Check the token against the service's registered key; returns its jti."""
+        registered = await self.service_keys.get(req.service_id)
         pem = registered.public_key_pem if registered else self.settings.service_keys.get(req.service_id)
         if pem is None:
             raise Denied("unauthenticated", f"unknown service {req.service_id}")
         try:
-            public_key = load_public_key(pem)
+            public_key = _public_key(pem)
         except ValueError:
             raise Denied("internal", f"registered key of {req.service_id} is not an Ed25519 public key") from None
         try:
@@ -130,8 +145,7 @@ class VaultService:
                                leeway_s=self.settings.clock_skew_s)
         except TokenError as e:
             raise Denied(e.code, e.reason) from None
-        if not await self.store.claim_jti(jti):
-            raise Denied("replayed", "token id (jti) was already used")
+        return jti
 
     def _decrypt(self, venue: str, account: str, secret: Any) -> Any:
         try:
@@ -173,6 +187,7 @@ async def run_vault(nc: Any, config: Any, stop: asyncio.Event, *,
     js = nc.jetstream()
     store = await VaultStore.open(js, jti_ttl_s=settings.token_max_age_s + 2 * settings.clock_skew_s)
     service = VaultService(js, store, settings, load_ring or ring_loader(settings))
+    await service.service_keys.start()
 
     async def on_request(msg: Any) -> None:
         if not msg.reply:
@@ -194,4 +209,5 @@ async def run_vault(nc: Any, config: Any, stop: asyncio.Event, *,
         await stop.wait()
     finally:
         await sub.drain()
+        await service.service_keys.stop()
         log.info("vault stopped")

@@ -10,6 +10,7 @@ limit outlives every acceptable token, so a replay is refused by any vault repli
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Literal
 
@@ -223,4 +224,44 @@ class VaultStore:
         return backup
 
 
-__all__ = ["Backup", "MasterKeyError", "SecretRecord", "ServiceKey", "StoreError", "VaultStore", "KV_VAULT_JTI"]
+class ServiceKeyCache:
+    """Registered service keys kept current by a watch on ``service.*``, so authenticating
+    a request reads no KV. A key the watch has not delivered yet (one registered a moment
+    ago) is read directly; unknown services are never cached."""
+
+    def __init__(self, store: VaultStore) -> None:
+        self.store = store
+        self._keys: dict[str, ServiceKey] = {}
+        self._watcher: KeyValue.KeyWatcher | None = None
+        self._follower: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load every registered key and follow changes."""
+        self._watcher = await self.store.kv.watch("service.*")
+        self._follower = asyncio.create_task(self._follow(self._watcher), name="vault-service-keys")
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            await self._watcher.stop()
+        if self._follower is not None:
+            await self._follower
+
+    async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
+        async for entry in watcher:
+            if entry is None:  # end of the initial values
+                continue
+            service_id = entry.key.split(".", 1)[1]
+            try:
+                self._keys[service_id] = _dec_service.decode(entry.value) if entry.operation is None else None
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                self._keys[service_id] = None
+            if self._keys[service_id] is None:  # deleted, purged or unreadable: ask KV when needed
+                del self._keys[service_id]
+
+    async def get(self, service_id: str) -> ServiceKey | None:
+        """The service's registered key, or None when it is not registered."""
+        cached = self._keys.get(service_id)
+        return cached if cached is not None else await self.store.get_service_key(service_id)
+
+
+__all__ = ["Backup", "MasterKeyError", "SecretRecord", "ServiceKey", "ServiceKeyCache", "StoreError", "VaultStore", "KV_VAULT_JTI"]

@@ -1,12 +1,15 @@
 """deploy/nats/exbus.conf loaded into a real nats-server: an executor can ask the vault
-for credentials; a strategy can neither listen on vault.> nor ask, nor read KV vault."""
+for credentials; a strategy can neither listen on vault.> nor ask, nor read KV vault.
+`exbus up` runs its embedded server with the same file, each service as its own user."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import nats
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -15,7 +18,10 @@ from services.bus.connect import connect
 from services.bus.embedded import EmbeddedNats
 from services.bus.streams import ensure_streams
 from services.config import Config, NatsSettings, StreamSettings
+from services.demo import place_and_cancel
+from services.executor.client import OrderClient
 from services.executor.credentials import CredentialsUnavailable
+from services.up import System
 from services.vault import admin
 from services.vault.client import CredentialsClient
 from services.vault.crypto import MasterKeyRing
@@ -42,8 +48,8 @@ class Conn:
         if "permissions violation" in str(e).lower():
             self.violation.set()
 
-    async def open(self, url: str, user: str) -> "Conn":
-        settings = NatsSettings(user=user, password=f"pw-{user}")
+    async def open(self, url: str, user: str, settings: NatsSettings | None = None) -> "Conn":
+        settings = settings or NatsSettings(user=user, password=f"pw-{user}")
         self.nc = await connect(settings, url=url, name=f"test-{user}", error_cb=self.on_error,
                                 max_reconnect_attempts=0)
         return self
@@ -123,3 +129,35 @@ async def admin_audit_actions(nc: Any) -> list[str]:
     info = await js.stream_info(VAULT_AUDIT)
     return [decode((await js.get_msg(VAULT_AUDIT, s)).data, AuditEvent).action
             for s in range(info.state.first_seq, info.state.last_seq + 1)]
+
+
+async def test_exbus_up_runs_each_service_as_its_own_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`exbus up --sim` on the embedded default: anonymous clients are refused; a strategy
+    trades through exbus (executors fetch the paper keys from the vault as executor) but
+    is kept out of vault.> and the executors' inbox."""
+    monkeypatch.chdir(tmp_path)  # .exbus/ (server data, dev vault) under the test's directory
+    out = io.StringIO()
+    async with System(Config(), asyncio.Event(), sim=True, out=out) as system:
+        url = system.bus.url
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0)
+        await asyncio.wait_for(system.executors_ready.wait(), 30)
+
+        strategy = await Conn().open(url, "strategy", system.nats_settings("strategy"))
+        await place_and_cancel(OrderClient(strategy.nc), out)
+        assert ": accepted venue order" in out.getvalue() and ": canceled venue order" in out.getvalue()
+        assert not strategy.errors, strategy.errors
+
+        await strategy.nc.subscribe("vault.>")
+        await asyncio.wait_for(strategy.violation.wait(), 5)
+        strategy.violation.clear()
+        with pytest.raises(Exception):
+            await strategy.nc.request("vault.credentials.get", b"{}", timeout=1)
+        await asyncio.wait_for(strategy.violation.wait(), 5)
+        strategy.violation.clear()
+        await strategy.nc.subscribe("_INBOX.executor.>")
+        await asyncio.wait_for(strategy.violation.wait(), 5)
+        refused = [e.split('"')[1] for e in strategy.errors]  # nats-py lower-cases the server's message
+        assert refused == ["vault.>", "vault.credentials.get", "_inbox.executor.>"], strategy.errors
+        await strategy.nc.close()
+    assert not system.failed

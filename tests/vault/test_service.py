@@ -21,7 +21,7 @@ from services.executor.credentials import CredentialsUnavailable
 from services.vault import admin
 from services.vault.client import VaultDenied
 from services.vault.crypto import raw_public
-from services.vault.tokens import issue_token
+from services.vault.tokens import issue_token, public_key_pem
 
 
 
@@ -140,3 +140,15 @@ async def test_no_grant_without_audit(vault: Any) -> None:
     assert isinstance(reply, CredentialDenial) and reply.code == "audit_unavailable"
     with pytest.raises(CredentialsUnavailable, match="audit_unavailable"):
         await vault.client().get("binance", "main")
+
+
+async def test_a_service_registered_while_the_vault_runs_is_served_at_once(vault: Any) -> None:
+    """Service keys are followed by a KV watch; one the watch has not delivered yet is read
+    directly, so registration needs no vault restart and no wait."""
+    await admin.add_credentials(vault.nc, vault.store, vault.ring, "upbit", "demo", vault.secret)
+    late_key = Ed25519PrivateKey.generate()
+    await admin.register_service(vault.nc, vault.store, "executor-late", public_key_pem(late_key))
+    late = await _ask(vault, _request(late_key, "upbit", "demo", service_id="executor-late"))
+    assert isinstance(late, CredentialDenial) and late.code == "forbidden"  # authenticated; POLICY has no rule for it
+    impostor = await _ask(vault, _request(Ed25519PrivateKey.generate(), "upbit", "demo", service_id="executor-late"))
+    assert isinstance(impostor, CredentialDenial) and impostor.code == "unauthenticated"
