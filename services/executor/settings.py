@@ -19,3 +19,7 @@ class ExecutorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     tracker_interval_s: float = 1.0
     venue_urls: dict[str, str] = {}
     """Base URL per venue, e.g. the simulator's."""
+    service_id: str = "executor"
+    """The identity the executors present to the vault (`exbus service register NAME`)."""
+    identity_file: str = ""
+    """That identity's Ed25519 private key file (mode 0600); empty: no vault (``--sim-credentials``)."""
