@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test schema bench-ingest bench-sim clean
+.PHONY: demo test schema bench-ingest bench-sim bench-vault clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench-ingest: $(VENV)/.installed $(CF_VENV)/bin/python
 
 bench-sim: $(VENV)/.installed
 	$(BIN)/python bench/simulator_orders.py
+
+bench-vault: $(VENV)/.installed
+	$(BIN)/python bench/vault_grants.py --out bench/results/vault.json
 
 clean:
 	rm -rf $(VENV) $(CF_VENV) .exbus .pytest_cache
