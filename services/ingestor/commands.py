@@ -63,13 +63,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         target = config
     else:
         raise SystemExit("exbus ingest: give --venue and --symbols, or [ingestor.venues.<venue>] in the config file")
+    specs = target if isinstance(target, list) else specs_from_settings(config.ingestor)
     try:
-        check_specs(target if isinstance(target, list) else specs_from_settings(config.ingestor))
+        check_specs(specs)
     except ValueError as e:
         raise SystemExit(f"exbus ingest: {e}") from None
 
     async def main(stop: asyncio.Event) -> int:
-        async with Bus(config, name="exbus-ingest") as bus:
+        from services.observability.catalog import INGESTOR
+        from services.observability.runtime import Observability
+
+        def subscribed() -> bool:
+            return INGESTOR.feeds_subscribed(s.venue for s in specs)
+
+        async with Bus(config, name="exbus-ingest") as bus, \
+                Observability("ingestor", config.observability, ready=subscribed) as observability:
+            await observability.register(bus.nc)
             await run_ingestor(bus.nc, target, stop)
         return 0
 

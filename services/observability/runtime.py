@@ -92,7 +92,10 @@ class Observability:
     def status(self) -> dict[str, Any]:
         """Readiness and metrics summary: the STATS data and the status endpoint's answer."""
         checks = self.checks()
-        return {"ready": all(checks.values()), "checks": checks, "metrics_url": self.url, **self.metrics.summary()}
+        status = {"ready": all(checks.values()), "checks": checks, "metrics_url": self.url, **self.metrics.summary()}
+        if len(self.replicas) > 1:
+            status["process_replicas"] = len(self.replicas)  # the figures are this process's, shared by them
+        return status
 
     async def register(self, nc: Any) -> str:
         """Register one replica (its connection) with the services framework; returns its instance id."""

@@ -122,8 +122,13 @@ def cmd_vault_run(args: argparse.Namespace) -> int:
         return _fail(str(e))
 
     async def main(stop: asyncio.Event) -> int:
-        async with Bus(config, name="exbus-vault") as bus:
-            await run_vault(bus.nc, config, stop)
+        from services.observability.runtime import Observability
+
+        serving = asyncio.Event()
+        async with Bus(config, name="exbus-vault") as bus, \
+                Observability("vault", config.observability, ready=serving) as observability:
+            await observability.register(bus.nc)
+            await run_vault(bus.nc, config, stop, ready=serving)
         return 0
 
     return run_until_signal(main)
