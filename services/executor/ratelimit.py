@@ -156,7 +156,7 @@ class RateLimiter:
                 await self._wait(allow_at - now, deadline)
                 continue
             if await self._put(key, GcraState(tat=tat + cost * interval), rev):
-                METRICS.lease(venue, limit.name, tat + cost * interval - now, tau)
+                METRICS.lease(venue, limit.name, tat + cost * interval, tau)
                 return
             # another replica took budget first: re-read and try again
 

@@ -13,8 +13,8 @@ functions the services call where the counted things already happen.
                                                               (accepted, rejected, filled, canceled,
                                                               failed, ...), dead_letter, deferred
               exbus_command_latency_seconds{venue}            receipt -> first event published
-              exbus_ratelimit_budget_used_ratio{venue,limit}  GCRA backlog / burst tolerance after the
-                                                              last lease (>= 1: the next lease waits)
+              exbus_ratelimit_budget_used_ratio{venue,limit}  GCRA backlog / burst tolerance, as of the
+                                                              scrape (>= 1: the next lease waits)
               exbus_ratelimit_blocks_total{venue}             fleet-wide blocks after a 429/418
     vault     exbus_vault_grants_total{venue}
               exbus_vault_denials_total{reason}               reason: the denial code
@@ -139,7 +139,7 @@ class ExecutorMetrics(ServiceMetrics):
         self.latency = r.histogram("exbus_command_latency_seconds",
                                    "Command receipt to its first event published.", ("venue",))
         self.budget_used = r.gauge("exbus_ratelimit_budget_used_ratio",
-                                   "Rate-limit backlog over the burst tolerance after the last lease "
+                                   "Rate-limit backlog (GCRA) over the burst tolerance, as of the scrape "
                                    "(>= 1: the next lease waits).", ("venue", "limit"))
         self.blocks = r.counter("exbus_ratelimit_blocks_total", "Fleet-wide blocks after a 429/418.", ("venue",))
 
@@ -150,9 +150,12 @@ class ExecutorMetrics(ServiceMetrics):
         if received is not None:
             self.latency.labels(venue or "unknown").observe(time.perf_counter() - received)
 
-    def lease(self, venue: str, limit: str, backlog_ns: int, tolerance_ns: int) -> None:
-        """A lease was granted leaving ``backlog_ns`` of GCRA backlog against ``tolerance_ns``."""
-        self.budget_used.labels(venue, limit).set(max(0, backlog_ns) / max(1, tolerance_ns))
+    def lease(self, venue: str, limit: str, tat_ns: int, tolerance_ns: int) -> None:
+        """A lease was granted; the limit's GCRA state is now ``tat_ns`` (theoretical arrival
+        time, ns since the epoch). The gauge reads the backlog left at scrape time, so it
+        drains to 0 when the fleet stops calling."""
+        tolerance = max(1, tolerance_ns)
+        self.budget_used.labels(venue, limit).set_function(lambda: max(0, tat_ns - time.time_ns()) / tolerance)
 
     def summary(self) -> dict[str, Any]:
         outcomes = {k: int(v) for k, v in self.registry.by_label("exbus_commands_total", "outcome").items()}

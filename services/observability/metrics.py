@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from typing import Iterator
+from typing import Callable, Iterator
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -66,21 +66,30 @@ class CounterChild:
 
 
 class GaugeChild:
-    """One labelled series of a gauge: set to the current value."""
+    """One labelled series of a gauge: set to the current value, or computed when read."""
 
-    __slots__ = ("value",)
+    __slots__ = ("_value", "_read")
 
     def __init__(self) -> None:
-        self.value = 0.0
+        self._value = 0.0
+        self._read: Callable[[], float] | None = None
+
+    @property
+    def value(self) -> float:
+        return self._read() if self._read is not None else self._value
 
     def set(self, value: float) -> None:
-        self.value = float(value)
+        self._value, self._read = float(value), None
+
+    def set_function(self, read: Callable[[], float]) -> None:
+        """Compute the value each time it is read (a scrape), e.g. from a decaying state."""
+        self._read = read
 
     def inc(self, amount: float = 1.0) -> None:
-        self.value += amount
+        self.set(self.value + amount)
 
     def dec(self, amount: float = 1.0) -> None:
-        self.value -= amount
+        self.set(self.value - amount)
 
 
 class HistogramChild:

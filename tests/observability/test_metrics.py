@@ -4,8 +4,11 @@ escaped label values, cumulative histogram buckets with +Inf, _sum and _count.""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from services.observability.catalog import ExecutorMetrics
 from services.observability.metrics import Registry
 
 from .conftest import Scrape
@@ -51,3 +54,16 @@ def test_a_name_is_one_metric() -> None:
         first.labels("okx").inc(-1)
     with pytest.raises(ValueError, match="takes labels"):
         first.labels("okx", "extra")
+
+
+def test_rate_limit_budget_gauge_drains_as_time_passes() -> None:
+    """The GCRA backlog left by the last lease is read at scrape time: a burst that ended
+    does not keep the gauge high."""
+    metrics = ExecutorMetrics(Registry())
+    tolerance = 10 * 10**9
+    metrics.lease("binance", "weight", time.time_ns() + tolerance // 2, tolerance)
+    assert Scrape(metrics.registry.exposition()).value(
+        "exbus_ratelimit_budget_used_ratio", venue="binance", limit="weight") == pytest.approx(0.5, abs=0.05)
+    metrics.lease("binance", "weight", time.time_ns() - 1, tolerance)  # the backlog has drained
+    assert Scrape(metrics.registry.exposition()).value(
+        "exbus_ratelimit_budget_used_ratio", venue="binance", limit="weight") == 0
