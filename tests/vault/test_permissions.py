@@ -15,10 +15,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.vault import Credentials
 from services.bus.connect import connect
-from services.bus.embedded import EmbeddedNats
+from services.bus.embedded import SERVICE_USERS, EmbeddedNats
 from services.bus.streams import ensure_streams
 from services.config import Config, NatsSettings, StreamSettings
 from services.demo import place_and_cancel
+from services.logs import configure_logging
 from services.executor.client import OrderClient
 from services.executor.credentials import CredentialsUnavailable
 from services.up import System
@@ -134,10 +135,14 @@ async def admin_audit_actions(nc: Any) -> list[str]:
 async def test_exbus_up_runs_each_service_as_its_own_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`exbus up --sim` on the embedded default: anonymous clients are refused; a strategy
     trades through exbus (executors fetch the paper keys from the vault as executor) but
-    is kept out of vault.> and the executors' inbox."""
+    is kept out of vault.> and the executors' inbox. The per-run passwords appear in no
+    output and no log."""
     monkeypatch.chdir(tmp_path)  # .exbus/ (server data, dev vault) under the test's directory
-    out = io.StringIO()
+    out, logs = io.StringIO(), io.StringIO()
+    configure_logging("debug", "json", stream=logs)
     async with System(Config(), asyncio.Event(), sim=True, out=out) as system:
+        assert system.users is not None
+        passwords = [system.users.password(user) for user in SERVICE_USERS]
         url = system.bus.url
         with pytest.raises(nats.errors.Error, match="Authorization Violation"):
             await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0)
@@ -160,4 +165,8 @@ async def test_exbus_up_runs_each_service_as_its_own_user(tmp_path: Path, monkey
         refused = [e.split('"')[1] for e in strategy.errors]  # nats-py lower-cases the server's message
         assert refused == ["vault.>", "vault.credentials.get", "_inbox.executor.>"], strategy.errors
         await strategy.nc.close()
+    configure_logging("info", "json")
     assert not system.failed
+    seen = out.getvalue() + logs.getvalue() + (tmp_path / ".exbus" / "nats.log").read_text() + repr(system.users)
+    assert "credentials granted" in seen and "authentication error" in seen  # our logs and the server's
+    assert not [pw for pw in passwords if pw in seen]
