@@ -105,7 +105,7 @@ async def run_demo(config: Config, stop: asyncio.Event, seconds: float | None = 
 
     if seconds:
         asyncio.get_running_loop().call_later(seconds, stop.set)
-    async with System(config, stop, sim=True, out=out) as system:
+    async with System(config, stop, sim=True, executors=2, out=out) as system:
         bus = system.bus
         where = "embedded nats-server" if bus.server else "NATS"
         print(f"exbus demo: {where} at {bus.url}", file=out)
