@@ -13,6 +13,7 @@ An empty ``nats.url`` means: start the embedded nats-server.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -97,10 +98,15 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
+SERVER_ONLY_ENV = re.compile(r"^EXBUS_NATS_[A-Z]+_PASSWORD$")
+"""Variables nats-server reads (deploy/nats/exbus.conf: one password per service user,
+the route password); they are not exbus settings, so a service that sees them ignores them."""
+
+
 def _env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> None:
     sections = {name: field for name, field in _section_names()}
     for key, value in env.items():
-        if not key.startswith("EXBUS_") or key == "EXBUS_CONFIG":
+        if not key.startswith("EXBUS_") or key == "EXBUS_CONFIG" or SERVER_ONLY_ENV.match(key):
             continue
         rest = key[len("EXBUS_"):].lower()
         for section in sorted(sections, key=len, reverse=True):

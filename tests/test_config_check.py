@@ -121,10 +121,11 @@ def test_one_broken_key(tmp_path: Path, text: str, key: str, fragment: str) -> N
 
 def test_environment_overrides_are_checked_under_their_variable(tmp_path: Path) -> None:
     _, issues = check_file(write(tmp_path, "[log]\nlevel = 'info'\n"),
-                           env={"EXBUS_LOG_LEVEL": "loud", "NATS_URL": "http://nope", "EXBUS_NATS_VAULT_PASSWORD": "x"})
+                           env={"EXBUS_LOG_LEVEL": "loud", "NATS_URL": "http://nope", "EXBUS_NATS_BOGUS": "x",
+                                "EXBUS_NATS_VAULT_PASSWORD": "nats-server's own variable, not a setting"})
     keys = {i.key for i in issues}
     assert keys == {"log.level (from $EXBUS_LOG_LEVEL)", "nats.url (from $NATS_URL)",
-                    "nats.vault_password (from $EXBUS_NATS_VAULT_PASSWORD)"}
+                    "nats.bogus (from $EXBUS_NATS_BOGUS)"}
 
 
 def test_toml_syntax_error_and_missing_file(tmp_path: Path) -> None:

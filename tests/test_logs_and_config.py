@@ -81,3 +81,14 @@ def test_bad_config_names_the_key(tmp_path: Path, toml: str, named: str) -> None
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml", env={})
+
+
+def test_the_nats_servers_own_password_variables_are_not_settings() -> None:
+    """deploy/nats/exbus.conf reads EXBUS_NATS_<USER>_PASSWORD; a service started in the same
+    environment (compose, a shell) must neither fail on them nor take them as its password."""
+    env = {"EXBUS_NATS_VAULT_PASSWORD": "v", "EXBUS_NATS_ROUTE_PASSWORD": "r", "EXBUS_NATS_USER": "executor",
+           "EXBUS_NATS_PASSWORD": "own"}
+    config = load_config(None, env)
+    assert (config.nats.user, config.nats.password) == ("executor", "own")
+    with pytest.raises(ConfigError, match="nats"):
+        load_config(None, {"EXBUS_NATS_BOGUS": "1"})  # other unknown keys still name themselves
