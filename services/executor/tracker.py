@@ -1,11 +1,11 @@
-"""Keeping open orders current: one replica at a time (a lease in KV) polls the venue for
-every order still open, under the shared rate limits, and publishes partially_filled,
-filled, canceled and expired events as they happen. Each change is written to the
-order's KV record by compare-and-swap before its event is published, and the event id
-names the change, so a change is published once whatever replicas come and go.
-
-Private WebSocket streams (Binance user data, Upbit myOrder) would report fills sooner;
-polling works the same for every venue and is what exbus does today.
+"""Keeping open orders current: one replica at a time (a lease in KV) follows every order
+still open and publishes partially_filled, filled, canceled and expired events as they
+happen. Where the venue has a private stream (Binance user data, Upbit myOrder) the
+leader runs it per account (services.executor.order_streams); everywhere else, and
+whenever a stream is down or not yet reconciled, it polls under the shared rate limits.
+Both paths record a change once (services.executor.order_changes): written to the
+order's KV record by compare-and-swap before its event is published, the event id naming
+the change, so a change is published once whatever replicas or paths come and go.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any
 
 import msgspec
 
-import schemas
-from schemas.orders import OrderEvent
 from schemas.queries import OrderInfo, OrderStatusQuery
+from services.executor.order_changes import OrderChanges, update_of
+from services.executor.order_streams import OrderStreams
 from services.executor.state import OrderStates
-from services.executor.worker import STATUS_OF_STATE, CommandWorker
+from services.executor.worker import CommandWorker
 from services.logs import get_logger
 from services.venues.errors import VenueError
 
@@ -35,7 +35,7 @@ class Lease(msgspec.Struct):
 
 
 class OrderTracker:
-    """Polls open orders while this replica holds the tracker lease."""
+    """Follows open orders (private streams, else polls) while this replica holds the tracker lease."""
 
     def __init__(self, worker: CommandWorker, states: OrderStates, lease_kv: Any, *, interval_s: float = 1.0,
                  lease_s: float = 5.0) -> None:
@@ -46,6 +46,8 @@ class OrderTracker:
         self.lease_s = lease_s
         self.owner = uuid.uuid4().hex
         self.published = 0
+        self.changes = OrderChanges(worker, states)
+        self.streams = OrderStreams(worker.gateway, self.changes)
 
     async def _hold_lease(self) -> bool:
         key = "executor.tracker.lease"
@@ -68,47 +70,49 @@ class OrderTracker:
             return False
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                if await self._hold_lease():
-                    await self.poll_once()
-            except Exception as e:  # keep tracking through transient bus or venue trouble
-                log.warning("tracking round failed", error=repr(e))
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
-            except asyncio.TimeoutError:
-                pass
+        try:
+            while not stop.is_set():
+                try:
+                    if await self._hold_lease():
+                        await self.poll_once()
+                    else:
+                        await self.streams.close()  # another replica leads now
+                except Exception as e:  # keep tracking through transient bus or venue trouble
+                    log.warning("tracking round failed", error=repr(e))
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            await self.streams.close()
 
     async def poll_once(self) -> int:
-        """One pass over the open orders; returns how many events it published."""
-        published = 0
-        for key, record, rev in await self.states.tracked():
+        """One pass over the open orders: streams for the accounts that have one, a poll of
+        every order no ready stream covers; returns how many events it published."""
+        started = time.monotonic()
+        published = await self.changes.apply_early()
+        tracked = await self.states.tracked()
+        accounts = {tuple(key.split(".", 2)[:2]) for key, _, _ in tracked}
+        self.streams.sync(accounts)  # type: ignore[arg-type]
+        failed: set[tuple[str, str]] = set()
+        for key, record, rev in tracked:
             venue, account, client_order_id = key.split(".", 2)
+            if self.streams.covers(venue, account):
+                continue
             query = OrderStatusQuery(symbol=record.symbol, client_order_id=client_order_id,
                                      venue_order_id=record.venue_order_id)
             try:
                 info = await self.worker.gateway.call(venue, account, "order_status", query)
             except VenueError as e:
                 log.info("order status unavailable", key=key, error=str(e))
+                failed.add((venue, account))
                 continue
             if not isinstance(info, OrderInfo):
+                failed.add((venue, account))
                 continue
-            status = STATUS_OF_STATE[info.state]
-            if status == "accepted" or (status == record.status and info.filled_quantity == record.filled_quantity):
-                continue
-            record.status, record.filled_quantity = status, info.filled_quantity
-            record.tracking = info.state in ("open", "partially_filled")
-            if await self.states.update(key, record, rev) is None:
-                continue  # someone else recorded a newer state first
-            now = schemas.now_ns()
-            event = OrderEvent(
-                event_id=f"{client_order_id}.{status}.{info.filled_quantity}", command_id=record.command_id,
-                venue=venue, account=account, symbol=record.symbol, client_order_id=client_order_id,  # type: ignore[arg-type]
-                status=status, ts_event=info.ts_updated or now, ts=now, venue_order_id=info.venue_order_id,  # type: ignore[arg-type]
-                side=info.side, order_type=info.order_type, price=info.price, quantity=info.quantity,
-                filled_quantity=info.filled_quantity, average_price=info.average_price,
-            )
-            await self.worker.publish(event)
-            published += 1
+            if await self.changes.record(key, record, rev, update_of(venue, info), "poll"):
+                published += 1
+        for venue, account in accounts - failed:  # type: ignore[operator]
+            self.streams.reconciled(venue, account, started)
         self.published += published
         return published
