@@ -6,10 +6,13 @@ Each session opens the venue's stream (Binance: a listenKey from REST, kept aliv
 :class:`~services.executor.order_changes.OrderChanges`, which records and publishes it
 once. When the stream drops, the session reconnects with exponential backoff and jitter.
 
-Polling stays the truth the stream is checked against: an account's orders are polled
-until its stream is ready *and* one poll pass that started after that has succeeded (so
-whatever changed while no stream listened is reconciled), and again whenever the stream
-is down. REST calls of a session take leases from the fleet's shared rate limits.
+Polling stays the truth the stream is checked against. A stream *follows* an order once
+the order's current state is known on that connection: it reported an update of the order
+(every update carries the cumulative state), or a poll that started after the stream was
+ready brought the order up to date (so whatever changed while no stream listened is
+reconciled). Orders a ready stream does not follow are polled, and all of them are again
+whenever the stream is down. REST calls of a session take leases from the fleet's shared
+rate limits.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ log = get_logger("order_streams")
 
 RECONNECT_INITIAL_S = 0.5
 RECONNECT_MAX_S = 30.0
+FOLLOW_TTL_S = 300.0
+"""An order followed but not tracked (still being placed, or ended) is forgotten after this."""
 IDLE_S = 120.0
 """A stream whose account has no open order left is kept this long (a new order soon
 would otherwise cost a new listenKey and handshake)."""
@@ -54,17 +59,16 @@ class StreamSession:
         self.notify = notify
         self.ready_at: float | None = None
         """Monotonic time the current connection's subscription came into force (None: down)."""
-        self.reconciled = False
-        """A poll pass that started after ``ready_at`` succeeded for every order of the account."""
+        self.followed: dict[str, float] = {}
+        """Client order ids whose current state this connection knows -> monotonic time since."""
         self.connects = 0
         self.updates = 0
         self.wanted_at = time.monotonic()
         self.task: asyncio.Task[None] | None = None
 
-    @property
-    def covers(self) -> bool:
-        """The stream alone keeps this account's orders current (no polling needed)."""
-        return self.ready_at is not None and self.reconciled
+    def covers(self, client_order_id: str) -> bool:
+        """The stream alone keeps this order current (no polling needed)."""
+        return self.ready_at is not None and client_order_id in self.followed
 
     def start(self) -> None:
         self.task = asyncio.create_task(self.run(), name=f"private-stream-{self.venue}-{self.account}")
@@ -105,6 +109,7 @@ class StreamSession:
                            ping_interval=self.adapter.keepalive.interval_s, ping_timeout=20.0,
                            open_timeout=10.0, close_timeout=2.0) as ws:
             self.connects += 1
+            self.followed.clear()
             for message in self.adapter.subscribe_messages():
                 await ws.send(message)
             if self.adapter.ready_on_connect:
@@ -127,13 +132,15 @@ class StreamSession:
                 except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as e:
                     # an order frame we cannot read may hide a change: poll this account again
                     log.warning("unreadable private stream frame", venue=self.venue, error=str(e)[:200])
-                    self.reconciled = False
+                    self.followed.clear()
                     self.notify()
                     continue
                 for event in events:
                     if isinstance(event, OrderUpdate):
                         self.updates += 1
                         await self.changes.apply(self.venue, self.account, event)
+                        if event.client_order_id:
+                            self.followed.setdefault(event.client_order_id, time.monotonic())
                     elif isinstance(event, StreamReady):
                         self._ready()
                     elif isinstance(event, VenueNotice) and event.kind in ("reconnect", "error"):
@@ -175,14 +182,13 @@ class StreamSession:
 
     def _ready(self) -> None:
         self.ready_at = time.monotonic()
-        self.reconciled = False
         log.info("private stream ready", venue=self.venue, account=self.account)
         self.notify()
 
     def _down(self) -> None:
-        if self.ready_at is not None or self.reconciled:
+        if self.ready_at is not None or self.followed:
             self.ready_at = None
-            self.reconciled = False
+            self.followed.clear()
             self.notify()
 
 
@@ -195,6 +201,7 @@ class OrderStreams:
         self.idle_s = idle_s
         self.sessions: dict[tuple[str, str], StreamSession] = {}
         self._adapters: dict[str, PrivateStream | None] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
 
     def adapter(self, venue: str) -> PrivateStream | None:
@@ -206,10 +213,11 @@ class OrderStreams:
                 self._adapters[venue] = None
         return self._adapters[venue]
 
-    def sync(self, accounts: set[tuple[str, str]]) -> None:
-        """Streams for these (venue, account)s with open orders; others stop once idle."""
+    def sync(self, open_orders: dict[tuple[str, str], set[str]]) -> None:
+        """Streams for the (venue, account)s with open orders (their client order ids);
+        the others stop once idle."""
         now = time.monotonic()
-        for venue, account in accounts:
+        for (venue, account), client_order_ids in open_orders.items():
             session = self.sessions.get((venue, account))
             if session is None:
                 adapter = self.adapter(venue)
@@ -219,23 +227,31 @@ class OrderStreams:
                     venue, account, adapter, self.gateway, self.changes, self._notify)
                 session.start()
             session.wanted_at = now
+            for client_order_id, since in list(session.followed.items()):
+                if client_order_id not in client_order_ids and now - since > FOLLOW_TTL_S:
+                    del session.followed[client_order_id]
         for key, session in list(self.sessions.items()):
-            if key not in accounts and now - session.wanted_at > self.idle_s:
+            if key not in open_orders and now - session.wanted_at > self.idle_s:
                 del self.sessions[key]
-                asyncio.create_task(session.stop())
+                task = asyncio.create_task(session.stop())
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
 
-    def covers(self, venue: str, account: str) -> bool:
-        """True when the account's stream keeps its orders current, so they are not polled."""
+    def covers(self, venue: str, account: str, client_order_id: str) -> bool:
+        """True when the account's stream keeps this order current, so it is not polled."""
         session = self.sessions.get((venue, account))
-        return session is not None and session.covers
+        return session is not None and session.covers(client_order_id)
 
-    def reconciled(self, venue: str, account: str, since: float) -> None:
-        """A poll pass that started at monotonic ``since`` brought every order of the account
-        up to date: its stream, if it was ready by then, now covers it."""
+    def reconciled(self, venue: str, account: str, since: float, client_order_ids: set[str]) -> None:
+        """A poll that started at monotonic ``since`` brought these orders up to date: the
+        account's stream, if it was ready by then, follows them from now on."""
         session = self.sessions.get((venue, account))
-        if session is not None and session.ready_at is not None and since >= session.ready_at and not session.reconciled:
-            session.reconciled = True
-            self._notify()
+        if session is None or session.ready_at is None or since < session.ready_at:
+            return
+        now = time.monotonic()
+        for client_order_id in client_order_ids:
+            session.followed.setdefault(client_order_id, now)
+        self._notify()
 
     async def close(self) -> None:
         """Stop every session (the replica is no longer the tracker's leader, or stops)."""

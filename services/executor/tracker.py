@@ -2,7 +2,8 @@
 still open and publishes partially_filled, filled, canceled and expired events as they
 happen. Where the venue has a private stream (Binance user data, Upbit myOrder) the
 leader runs it per account (services.executor.order_streams); everywhere else, and
-whenever a stream is down or not yet reconciled, it polls under the shared rate limits.
+for orders a stream does not follow yet (or while it is down), it polls under the
+shared rate limits.
 Both paths record a change once (services.executor.order_changes): written to the
 order's KV record by compare-and-swap before its event is published, the event id naming
 the change, so a change is published once whatever replicas or paths come and go.
@@ -88,16 +89,19 @@ class OrderTracker:
 
     async def poll_once(self) -> int:
         """One pass over the open orders: streams for the accounts that have one, a poll of
-        every order no ready stream covers; returns how many events it published."""
+        every order no ready stream follows; returns how many events it published."""
         started = time.monotonic()
         published = await self.changes.apply_early()
         tracked = await self.states.tracked()
-        accounts = {tuple(key.split(".", 2)[:2]) for key, _, _ in tracked}
-        self.streams.sync(accounts)  # type: ignore[arg-type]
-        failed: set[tuple[str, str]] = set()
+        open_orders: dict[tuple[str, str], set[str]] = {}
+        for key, _, _ in tracked:
+            venue, account, client_order_id = key.split(".", 2)
+            open_orders.setdefault((venue, account), set()).add(client_order_id)
+        self.streams.sync(open_orders)
+        polled: dict[tuple[str, str], set[str]] = {}
         for key, record, rev in tracked:
             venue, account, client_order_id = key.split(".", 2)
-            if self.streams.covers(venue, account):
+            if self.streams.covers(venue, account, client_order_id):
                 continue
             query = OrderStatusQuery(symbol=record.symbol, client_order_id=client_order_id,
                                      venue_order_id=record.venue_order_id)
@@ -105,14 +109,13 @@ class OrderTracker:
                 info = await self.worker.gateway.call(venue, account, "order_status", query)
             except VenueError as e:
                 log.info("order status unavailable", key=key, error=str(e))
-                failed.add((venue, account))
                 continue
             if not isinstance(info, OrderInfo):
-                failed.add((venue, account))
                 continue
             if await self.changes.record(key, record, rev, update_of(venue, info), "poll"):
                 published += 1
-        for venue, account in accounts - failed:  # type: ignore[operator]
-            self.streams.reconciled(venue, account, started)
+            polled.setdefault((venue, account), set()).add(client_order_id)
+        for (venue, account), client_order_ids in polled.items():
+            self.streams.reconciled(venue, account, started, client_order_ids)
         self.published += published
         return published

@@ -286,9 +286,10 @@ def assert_no_duplicates(events: list[schemas.OrderEvent]) -> None:
     assert max(changes.values()) == 1, changes
 
 
-async def covered(executor: ExecutorReplica, venue: str, account: str = "demo", timeout: float = 20) -> None:
+async def followed(executor: ExecutorReplica, venue: str, client_order_id: str, timeout: float = 20) -> None:
+    """Return once the demo account's stream follows the order (it is polled no more)."""
     streams = executor.tracker.streams
-    await streams.until(lambda: streams.covers(venue, account), timeout)
+    await streams.until(lambda: streams.covers(venue, "demo", client_order_id), timeout)
 
 
 @pytest.mark.parametrize(("venue", "symbol", "tick"), [("binance", "NKN-USDT", "0.0001"), ("upbit", "LAMB-KRW", "0.5")])
@@ -299,7 +300,7 @@ async def test_fills_of_a_resting_order_arrive_over_the_private_stream(
         price = await market.best_bid(symbol) + Decimal(tick)  # the best bid: first in line
         await publish(bus.jetstream(), buy(venue, symbol, "rest-1", "1000", price))
         await event_log.wait(lambda ev: ("accepted", 0) in statuses(ev, "rest-1"))
-        await covered(executor, venue)
+        await followed(executor, venue, "rest-1")
         count_status_polls(sim)
         await market.take(symbol, "400", 1)
         await event_log.wait(lambda ev: ("partially_filled", 400) in statuses(ev, "rest-1"))
@@ -324,7 +325,7 @@ async def test_a_cancel_made_at_the_venue_arrives_over_the_stream(nats_url: str,
         place = buy("binance", "NKN-USDT", "rest-2", "100", await market.best_bid("NKN-USDT") + Decimal("0.0001"))
         await publish(bus.jetstream(), place)
         await event_log.wait(lambda ev: ("accepted", 0) in statuses(ev, "rest-2"))
-        await covered(executor, "binance")
+        await followed(executor, "binance", "rest-2")
         count_status_polls(sim)
         await market.take("NKN-USDT", "30", 3)
         await event_log.wait(lambda ev: ("partially_filled", 30) in statuses(ev, "rest-2"))
@@ -349,13 +350,13 @@ async def test_while_the_stream_is_down_polls_follow_and_a_reconnect_reconciles(
         price = await market.best_bid("NKN-USDT") + Decimal("0.0001")
         await publish(bus.jetstream(), buy("binance", "NKN-USDT", "rest-3", "1000", price))
         await event_log.wait(lambda ev: ("accepted", 0) in statuses(ev, "rest-3"))
-        await covered(executor, "binance")
+        await followed(executor, "binance", "rest-3")
         connects = streams.sessions[("binance", "demo")].connects
 
         # 1. the stream drops and cannot come back: polling reports the fill
         count_status_polls(sim, no_new_stream)
         sim.binance.hub.close_all()
-        await streams.until(lambda: not streams.covers("binance", "demo"), 10)
+        await streams.until(lambda: not streams.covers("binance", "demo", "rest-3"), 10)
         await market.take("NKN-USDT", "200", 4)
         await event_log.wait(lambda ev: ("partially_filled", 200) in statuses(ev, "rest-3"))
         assert executor.tracker.changes.published == Counter(poll=1) and status_polls(sim) > 0
@@ -365,7 +366,7 @@ async def test_while_the_stream_is_down_polls_follow_and_a_reconnect_reconciles(
         await market.take("NKN-USDT", "500", 5)
         # ... is found by the poll that reconciles the stream once it is back
         sim.set_faults([])
-        await covered(executor, "binance")
+        await followed(executor, "binance", "rest-3")
         events = await event_log.wait(lambda ev: ("partially_filled", 700) in statuses(ev, "rest-3"))
         assert executor.tracker.changes.published == Counter(poll=2)
         assert streams.sessions[("binance", "demo")].connects > connects
@@ -377,4 +378,28 @@ async def test_while_the_stream_is_down_polls_follow_and_a_reconnect_reconciles(
         assert status_polls(sim) == 0 and executor.tracker.changes.published == Counter(poll=2, stream=1)
     assert statuses(events, "rest-3") == [("accepted", 0), ("partially_filled", 200), ("partially_filled", 700),
                                           ("filled", 1000)]
+    assert_no_duplicates(events)
+
+
+async def test_an_order_the_stream_saw_from_its_start_is_never_polled_and_its_fills_publish_once(
+        nats_url: str, bus: Any, event_log: EventLog, sim: Simulator) -> None:
+    """A buy that crosses the ask fills partly on arrival: the placement's answer and the
+    stream both report that fill (in either order); it is published once, by the command's
+    outcome, and the stream, which reported the order's beginning, carries the rest."""
+    async with HttpTransport() as http, replica(nats_url, sim) as executor:
+        market = Venue("binance", sim.binance_url, http)
+        book = await market.call("orderbook", OrderBookQuery(symbol="NKN-USDT", depth=5), None)
+        await publish(bus.jetstream(), buy("binance", "NKN-USDT", "rest-4", "100", book.bids[0].price))
+        await event_log.wait(lambda ev: ("accepted", 0) in statuses(ev, "rest-4"))
+        await followed(executor, "binance", "rest-4")
+        count_status_polls(sim)
+        ask = book.asks[0]
+        await publish(bus.jetstream(), buy("binance", "NKN-USDT", "cross-1", str(ask.size + 1000), ask.price))
+        await event_log.wait(lambda ev: ("partially_filled", ask.size) in statuses(ev, "cross-1"))
+        await market.take("NKN-USDT", "1000", 7)  # the rest of cross-1 is the best bid now
+        events = await event_log.wait(lambda ev: ("filled", ask.size + 1000) in statuses(ev, "cross-1"))
+        assert status_polls(sim) == 0
+        assert executor.tracker.changes.published == Counter(stream=1)
+    assert statuses(events, "cross-1") == [("partially_filled", ask.size), ("filled", ask.size + 1000)]
+    assert [e.command_id for e in events if e.client_order_id == "cross-1"] == ["cross-1", "cross-1"]
     assert_no_duplicates(events)
