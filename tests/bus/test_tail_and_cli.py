@@ -60,13 +60,23 @@ def test_tail_names_the_broken_field() -> None:
     assert "$.symbol" in shown["undecodable"]
 
 
-def _nats_server_pids() -> set[int]:
+def _nats_servers_of(root: Path) -> set[int]:
+    """nats-server processes started for ``root`` (their working dir or arguments lie under it);
+    other servers on a shared machine are not the test's business."""
     out = subprocess.run(["pgrep", "-x", "nats-server"], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
+    found = set()
+    for pid in (int(p) for p in out.split()):
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue  # exited meanwhile
+        if cwd.startswith(str(root)) or str(root) in cmdline:
+            found.add(pid)
+    return found
 
 
 def test_demo_runs_the_order_round_trip_and_exits_cleanly(tmp_path: Path, clean_env: dict[str, str]) -> None:
-    before = _nats_server_pids()
     proc = subprocess.run(
         [sys.executable, "-m", "services.cli", "demo", "--seconds", "8"],
         cwd=tmp_path, env=clean_env, capture_output=True, text=True, timeout=90,
@@ -94,11 +104,10 @@ def test_demo_runs_the_order_round_trip_and_exits_cleanly(tmp_path: Path, clean_
         assert f"md.{venue}." in out, f"no market data from {venue}"
     assert "stopped cleanly" in out
     assert (tmp_path / ".exbus" / "nats" / "jetstream").is_dir()
-    assert _nats_server_pids() <= before, "the demo left a nats-server behind"
+    assert not _nats_servers_of(tmp_path), "the demo left a nats-server behind"
 
 
 def test_nats_command_prints_url_and_stops_on_sigterm(tmp_path: Path, clean_env: dict[str, str]) -> None:
-    before = _nats_server_pids()
     proc = subprocess.Popen([sys.executable, "-m", "services.cli", "nats"], cwd=tmp_path, env=clean_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -106,7 +115,7 @@ def test_nats_command_prints_url_and_stops_on_sigterm(tmp_path: Path, clean_env:
     assert url.startswith("nats://127.0.0.1:")
     proc.terminate()
     assert proc.wait(timeout=30) == 0
-    assert _nats_server_pids() <= before
+    assert not _nats_servers_of(tmp_path)
 
 
 def test_tail_command_without_a_url_says_what_to_do(clean_env: dict[str, str], tmp_path: Path) -> None:
@@ -127,7 +136,6 @@ def test_schema_export_writes_every_file(tmp_path: Path, clean_env: dict[str, st
 def test_up_prints_the_url_serves_and_stops_on_sigint(tmp_path: Path, clean_env: dict[str, str]) -> None:
     import signal
 
-    before = _nats_server_pids()
     # the embedded server has deploy/nats/exbus.conf's users; the configured one keeps its password
     env = {**clean_env, "EXBUS_NATS_USER": "operator", "EXBUS_NATS_PASSWORD": "up-test-operator"}
     proc = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], cwd=tmp_path, env=env,
@@ -150,4 +158,4 @@ def test_up_prints_the_url_serves_and_stops_on_sigint(tmp_path: Path, clean_env:
     assert "ORDERS" in asyncio.run(streams_exist())
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
-    assert _nats_server_pids() <= before
+    assert not _nats_servers_of(tmp_path)
