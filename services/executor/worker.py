@@ -233,8 +233,14 @@ class CommandWorker:
         venue cannot tell yet."""
         query = OrderStatusQuery(symbol=cmd.symbol, client_order_id=cmd.client_order_id,
                                  venue_order_id=record.venue_order_id)
+        delays = self.reconcile_delays_s
+        if record.ts and time.time_ns() - record.ts > sum(delays) * 1e9:
+            # marked sent longer ago than the whole window (a replica died after sending, the
+            # command was redelivered): one "no such order" is conclusive. Waiting the window
+            # again on every redelivery never ends while replicas keep dying.
+            delays = (0.0,)
         not_found = 0
-        for delay in self.reconcile_delays_s:
+        for delay in delays:
             if delay:
                 await asyncio.sleep(delay)
             try:
@@ -246,7 +252,7 @@ class CommandWorker:
                 log.info("order status not known yet", client_order_id=cmd.client_order_id, error=str(e))
             except RateLimited as e:
                 await asyncio.sleep(min(e.retry_after or 1.0, 5.0))
-        if not_found == len(self.reconcile_delays_s):
+        if not_found == len(delays):
             return None
         if delivery >= self.max_deliver:
             raise Retry(30.0, "outcome still unknown")
