@@ -13,6 +13,7 @@ from typing import Any
 
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import APIError
 
 from schemas import subjects
 from services.bus.streams import KV_ORDERS, KV_RATELIMITS, ORDERS
@@ -82,6 +83,10 @@ class ExecutorReplica:
                 try:
                     msgs = await sub.fetch(free, timeout=0.5)
                 except (NatsTimeout, asyncio.TimeoutError):
+                    continue
+                except APIError as e:  # 503 while the cluster elects a new leader (node lost): wait, go on
+                    log.warning("fetch refused, retrying", error=repr(e))
+                    await asyncio.sleep(0.5)
                     continue
                 for msg in msgs:
                     await slots.acquire()

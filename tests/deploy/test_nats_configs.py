@@ -6,9 +6,7 @@ users and permissions of exbus.conf."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 import subprocess
 from pathlib import Path
 from typing import AsyncIterator
@@ -20,6 +18,7 @@ from services.bus.embedded import EmbeddedNats, server_binary
 from services.bus.streams import bucket_configs, ensure_streams, stream_configs
 from services.config import StreamSettings
 
+from ..ops.cluster import NatsCluster, wait_for_jetstream
 from .conftest import DEPLOY
 
 NATS = DEPLOY / "nats"
@@ -70,45 +69,11 @@ async def test_single_server_streams_and_buckets_have_one_replica(tmp_path: Path
             await nc.close()
 
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.fixture
 async def cluster(tmp_path: Path, passwords) -> AsyncIterator[list[EmbeddedNats]]:
-    """nats-1..3 from the node configs; listen addresses and routes moved to free loopback
-    ports by command-line flags (which nats-server applies over the file)."""
-    route_ports = free_ports(3)
-    routes = ",".join(f"nats-route://127.0.0.1:{p}" for p in route_ports)
-    servers = [
-        EmbeddedNats(tmp_path / f"node-{i}", config_file=NATS / "cluster" / f"node-{i}.conf",
-                     extra_args=["--cluster", f"nats://127.0.0.1:{port}", "--routes", routes, "-m", "-1"])
-        for i, port in zip((1, 2, 3), route_ports)
-    ]
-    try:
-        for server in servers:
-            await server.start()
-        yield servers
-    finally:
-        for server in servers:
-            await server.stop()
-
-
-async def wait_for_jetstream(js, timeout_s: float = 60.0) -> None:
-    """Until the cluster has elected its meta leader and answers JetStream requests."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            try:
-                await js.account_info()
-                return
-            except (nats.js.errors.Error, nats.errors.TimeoutError):
-                await asyncio.sleep(0.2)
+    """nats-1..3 from the node configs on free loopback ports (tests/ops/cluster.py)."""
+    async with NatsCluster(tmp_path, passwords) as nodes:
+        yield nodes.nodes
 
 
 async def test_three_node_cluster_runs_every_stream_and_bucket_at_three_replicas(cluster, passwords) -> None:

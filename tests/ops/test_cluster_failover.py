@@ -1,0 +1,58 @@
+"""Failover on a real 3-node JetStream cluster (issue 7): executors place a steady stream
+of orders and the ingestor replays recorded Kraken traffic while one node (the one
+most services are connected to) is killed with SIGKILL and restarted a few seconds later.
+
+Afterwards: no command lost, none executed twice (the simulator's ledger holds exactly
+one order per client order id), every command has exactly one terminal event in
+ORDER_EVENTS, and the services reconnected on their own: executors processed commands
+published after the restart, the ingestor's market data kept arriving after it.
+
+The scenario lives in tests/ops/failover.py (bench/cluster_failover.py records its
+numbers); this test prints them and asserts no timings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from .failover import TERMINAL, Scenario, run_failover
+
+
+@pytest.mark.timeout(420)
+async def test_node_killed_mid_run_loses_and_repeats_no_command(shared_data: Path, tmp_path: Path) -> None:
+    run = await run_failover(tmp_path, Scenario())
+    print("\ncluster failover:", json.dumps(run.numbers(), indent=1))
+
+    wanted = {c.command_id for c in run.commands}
+    assert run.clients_before_kill.get(run.victim), f"no service was connected to {run.victim}: nothing to fail over"
+    # no command lost: all in the stream, all acknowledged by an executor, all answered
+    assert len(run.published_at) == len(wanted)
+    assert run.orders_left == 0 and run.consumer_pending == (0, 0)
+    per_command = Counter(e.command_id for e in run.events)
+    missing = wanted - set(per_command)
+    assert not missing, f"commands without a terminal event: {sorted(missing)[:20]}"
+    assert set(per_command) == wanted, "events for commands nobody sent"
+    repeated = {cid: n for cid, n in per_command.items() if n != 1}
+    assert not repeated, f"commands with more than one terminal event: {repeated}"
+    assert {e.status for e in run.events} <= TERMINAL
+    statuses = Counter(e.status for e in run.events)
+    assert set(statuses) == {"expired"}, f"every IOC order should have reached the venue and expired: {statuses}"
+    # none executed twice: exactly one venue order per client order id, no re-send refused
+    placed = Counter(o["client_order_id"] for o in run.ledger["orders"])
+    assert placed == Counter(c.client_order_id for c in run.commands), \
+        f"ledger differs from one order per command: {[k for k, n in placed.items() if n != 1][:20]}"
+    assert run.ledger["rejected"] == [], "the venue refused re-sent orders"
+    # services reconnected on their own and kept working
+    assert run.t_services_back is not None, "executors/ingestor did not reconnect"
+    after_restart = run.published_after_restart()
+    assert after_restart, "no command was published after the restart: the scenario did not test it"
+    assert after_restart <= set(per_command), "commands published after the restart were not processed"
+    assert any(t > run.t_restart for t in run.md_arrivals), "no market data after the restart"
+    assert run.t_victim_current is not None, f"{run.victim} did not catch up after its restart"
+    assert run.executor_codes == [0] * len(run.executor_codes), run.executor_logs
+    assert run.replay_code == 0, run.replay_log
+    assert run.replay_summary.get("venue") == "kraken" and run.replay_summary.get("frames", 0) > 0, run.replay_summary
