@@ -9,6 +9,8 @@ import msgspec
 
 from schemas.common import Nanos, Price, Quantity, Side, Symbol, Venue, require_non_negative, require_positive
 
+_ZERO = Decimal(0)
+
 
 class MarketMessage(msgspec.Struct, frozen=True, gc=False, tag_field="type", kw_only=True):
     """Base of every market-data message: where it came from and when."""
@@ -31,8 +33,10 @@ class Trade(MarketMessage, tag="trade"):
     """Taker side when the venue reports it."""
 
     def __post_init__(self) -> None:
-        require_positive("price", self.price)
-        require_positive("quantity", self.quantity)
+        price, quantity = self.price, self.quantity
+        if not (price.is_finite() and price > _ZERO and quantity.is_finite() and quantity > _ZERO):
+            require_positive("price", price)  # one inline test on the hot path; these name the field
+            require_positive("quantity", quantity)
 
 
 class Ticker(MarketMessage, tag="ticker"):
@@ -58,8 +62,10 @@ class PriceLevel(msgspec.Struct, frozen=True, gc=False, array_like=True):
     size: Quantity
 
     def __post_init__(self) -> None:
-        require_positive("price", self.price)
-        require_non_negative("size", self.size)
+        price, size = self.price, self.size
+        if not (price.is_finite() and price > _ZERO and size.is_finite() and size >= _ZERO):
+            require_positive("price", price)  # one inline test on the hot path; these name the field
+            require_non_negative("size", size)
 
 
 class BookSnapshot(MarketMessage, tag="book_snapshot"):

@@ -218,7 +218,11 @@ class Feed:
             if cls is BookUpdate:
                 book = self.books.get(e.symbol)
                 if book is not None:
-                    self._book_outcome(c, e.symbol, book.on_update(e), actions)
+                    out = book.on_update(e)
+                    if out.gap is None and not out.want_snapshot and not out.resynced:
+                        actions.publish += out.messages  # the common case, without a call
+                    else:
+                        self._book_outcome(c, e.symbol, out, actions)
             elif cls is Trade:
                 if "trade" in channels:
                     self._trade(e, actions)

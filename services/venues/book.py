@@ -15,6 +15,7 @@ the deltas are buffered, and the ones that follow the snapshot are replayed.
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left, insort
 from collections import deque
 from decimal import Decimal
@@ -23,74 +24,126 @@ from typing import Iterable, Literal, Sequence
 import msgspec
 
 from schemas.market import BBO, BookDelta, BookSnapshot, PriceLevel
+from services.venues.checksum import BookChecksum, LevelTexts
 from services.venues.wsbase import BookRule, BookUpdate, ChecksumFn, Level, ResyncMethod
 
 Verdict = Literal["apply", "skip", "gap"]
 
 _ZERO = Decimal(0)
+_versions = itertools.count()
+"""Side versions, unique across books."""
 
 
 class OrderBook:
-    """Price levels of both sides; each side a dict price -> size plus its sorted prices."""
+    """Price levels of both sides; each side a dict price -> PriceLevel plus its sorted prices.
 
-    __slots__ = ("bids", "asks", "_bid_px", "_ask_px")
+    A level enters the book as a :class:`~schemas.market.PriceLevel`, built once from the
+    venue's numbers (which validates them: positive finite price, finite size >= 0);
+    published snapshots and deltas reuse those objects rather than building new ones.
+    The tuple methods (``best_bid``, ``top_bids``, ...) give ``(price, size)`` pairs.
+    ``bid_version`` / ``ask_version`` take a new value whenever that side may have changed.
+    """
+
+    __slots__ = ("bids", "asks", "_bid_px", "_ask_px", "bid_version", "ask_version")
 
     def __init__(self) -> None:
-        self.bids: dict[Decimal, Decimal] = {}
-        self.asks: dict[Decimal, Decimal] = {}
+        self.bids: dict[Decimal, PriceLevel] = {}
+        self.asks: dict[Decimal, PriceLevel] = {}
         self._bid_px: list[Decimal] = []  # ascending; best bid last
         self._ask_px: list[Decimal] = []  # ascending; best ask first
+        self.bid_version = next(_versions)
+        self.ask_version = next(_versions)
 
     def clear(self) -> None:
+        self.bid_version = next(_versions)
+        self.ask_version = next(_versions)
         self.bids.clear()
         self.asks.clear()
         self._bid_px.clear()
         self._ask_px.clear()
 
     @staticmethod
-    def _set(levels: dict[Decimal, Decimal], prices: list[Decimal], price: Decimal, size: Decimal) -> None:
-        if size == _ZERO:
-            if levels.pop(price, None) is not None:
+    def _apply_side(levels: dict[Decimal, PriceLevel], prices: list[Decimal], updates: Iterable[Level]) -> list[PriceLevel]:
+        applied = []
+        for price, size in updates:
+            level = PriceLevel(price, size)
+            if size:
+                if price not in levels:
+                    insort(prices, price)
+                levels[price] = level
+            elif levels.pop(price, None) is not None:
                 del prices[bisect_left(prices, price)]
-        else:
-            if price not in levels:
-                insort(prices, price)
-            levels[price] = size
+            applied.append(level)
+        return applied
 
-    def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
-        """Set each level's absolute size; size 0 deletes it."""
-        for price, size in bids:
-            self._set(self.bids, self._bid_px, price, size)
-        for price, size in asks:
-            self._set(self.asks, self._ask_px, price, size)
+    def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> tuple[list[PriceLevel], list[PriceLevel]]:
+        """Set each level's absolute size; size 0 deletes it. Returns the levels applied,
+        as PriceLevels, in the order given (a delta's content). ValueError on an invalid
+        level (the levels before it are applied)."""
+        applied_bids: list[PriceLevel] = []
+        applied_asks: list[PriceLevel] = []
+        if bids:
+            self.bid_version = next(_versions)
+            applied_bids = self._apply_side(self.bids, self._bid_px, bids)
+        if asks:
+            self.ask_version = next(_versions)
+            applied_asks = self._apply_side(self.asks, self._ask_px, asks)
+        return applied_bids, applied_asks
+
+    def replace(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+        """Make the book exactly these levels (a snapshot; size 0 levels are left out).
+        ValueError on an invalid level (the book is then empty)."""
+        self.clear()
+        new_bids = {p: PriceLevel(p, q) for p, q in bids if q}
+        new_asks = {p: PriceLevel(p, q) for p, q in asks if q}
+        self.bids, self.asks = new_bids, new_asks
+        self._bid_px, self._ask_px = sorted(new_bids), sorted(new_asks)
 
     def best_bid(self) -> Level | None:
-        return (self._bid_px[-1], self.bids[self._bid_px[-1]]) if self._bid_px else None
+        if not self._bid_px:
+            return None
+        level = self.bids[self._bid_px[-1]]
+        return level.price, level.size
 
     def best_ask(self) -> Level | None:
-        return (self._ask_px[0], self.asks[self._ask_px[0]]) if self._ask_px else None
+        if not self._ask_px:
+            return None
+        level = self.asks[self._ask_px[0]]
+        return level.price, level.size
+
+    def bid_levels(self, n: int | None = None) -> list[PriceLevel]:
+        """Up to ``n`` bids as the book's PriceLevels, best (highest) first."""
+        px = self._bid_px if n is None else self._bid_px[-n:] if n else []
+        bids = self.bids
+        return [bids[p] for p in reversed(px)]
+
+    def ask_levels(self, n: int | None = None) -> list[PriceLevel]:
+        """Up to ``n`` asks as the book's PriceLevels, best (lowest) first."""
+        px = self._ask_px if n is None else self._ask_px[:n]
+        asks = self.asks
+        return [asks[p] for p in px]
 
     def top_bids(self, n: int | None = None) -> list[Level]:
         """Up to ``n`` bids, best (highest) first."""
-        px = self._bid_px if n is None else self._bid_px[-n:] if n else []
-        return [(p, self.bids[p]) for p in reversed(px)]
+        return [(level.price, level.size) for level in self.bid_levels(n)]
 
     def top_asks(self, n: int | None = None) -> list[Level]:
         """Up to ``n`` asks, best (lowest) first."""
-        px = self._ask_px if n is None else self._ask_px[:n]
-        return [(p, self.asks[p]) for p in px]
+        return [(level.price, level.size) for level in self.ask_levels(n)]
 
     def truncate(self, depth: int) -> tuple[list[Level], list[Level]]:
         """Drop levels beyond ``depth`` per side; returns them as deletions (size 0)."""
         evicted_bids: list[Level] = []
         evicted_asks: list[Level] = []
         if len(self._bid_px) > depth:
+            self.bid_version = next(_versions)
             cut = len(self._bid_px) - depth
             for p in self._bid_px[:cut]:
                 del self.bids[p]
                 evicted_bids.append((p, _ZERO))
             del self._bid_px[:cut]
         if len(self._ask_px) > depth:
+            self.ask_version = next(_versions)
             for p in self._ask_px[depth:]:
                 del self.asks[p]
                 evicted_asks.append((p, _ZERO))
@@ -197,6 +250,8 @@ class SymbolBook:
         self._buffer: deque[BookUpdate] = deque(maxlen=buffer_limit)
         self.snapshot_requested = False
         self._bbo: tuple[Level | None, Level | None] = (None, None)
+        self._texts = LevelTexts()
+        """The checksum's cached level texts (when the checksum is a BookChecksum)."""
 
     # -- inputs ---------------------------------------------------------------------
     def on_update(self, update: BookUpdate) -> BookOutcome:
@@ -204,10 +259,10 @@ class SymbolBook:
         if update.snapshot:
             return self.on_snapshot(update)
         out = BookOutcome()
-        if self.synced:
-            self._apply_delta(update, out)
-        else:
+        if not self.synced:
             self._hold(update, out)
+        elif self.rule == "none" or self._in_sequence(update, out):
+            self._apply_levels(update, out, publish=True)
         return out
 
     def on_snapshot(self, snapshot: BookUpdate) -> BookOutcome:
@@ -216,8 +271,10 @@ class SymbolBook:
         out = BookOutcome()
         self.snapshot_requested = False
         book = self.book
-        book.clear()
-        book.apply(snapshot.bids, snapshot.asks)
+        try:
+            book.replace(snapshot.bids, snapshot.asks)
+        except ValueError as e:
+            return self._lose_sync(f"invalid level in snapshot: {e}", out)
         if self.depth is not None:
             book.truncate(self.depth)
         self.last = snapshot.sequence
@@ -254,8 +311,7 @@ class SymbolBook:
             out.messages.append(BookSnapshot(
                 venue=self.venue, symbol=self.symbol, ts_event=ts_event, ts_recv=ts_recv,
                 sequence=self.sequence, venue_sequence=self.last,
-                bids=[PriceLevel(p, q) for p, q in book.top_bids()],
-                asks=[PriceLevel(p, q) for p, q in book.top_asks()],
+                bids=book.bid_levels(), asks=book.ask_levels(),
             ))
         self._maybe_bbo(ts_event, ts_recv, out)
         return out
@@ -278,16 +334,14 @@ class SymbolBook:
         self._bbo = (None, None)
 
     # -- internals --------------------------------------------------------------------
-    def _apply_delta(self, update: BookUpdate, out: BookOutcome) -> None:
+    def _in_sequence(self, update: BookUpdate, out: BookOutcome) -> bool:
+        """Whether a delta is the next one to apply; a gap takes the book out of sync."""
         verdict = check_sequence(self.rule, self.last, update, self._fresh)
-        if verdict == "skip":
-            return
         if verdict == "gap":
             first = update.first_sequence if update.first_sequence is not None else update.prev_sequence
             self._lose_sync(f"sequence gap: last {self.last}, got {first}..{update.sequence}", out)
             self._hold(update, out)  # the message after the gap is good data for the resync
-            return
-        self._apply_levels(update, out, publish=True)
+        return verdict == "apply"
 
     def _hold(self, update: BookUpdate, out: BookOutcome) -> None:
         """Out of sync: buffer a delta for the REST snapshot to come (resync ``rest``)."""
@@ -300,14 +354,17 @@ class SymbolBook:
 
     def _apply_levels(self, update: BookUpdate, out: BookOutcome, *, publish: bool) -> bool:
         book = self.book
-        book.apply(update.bids, update.asks)
-        bids, asks = update.bids, update.asks
+        try:
+            bids, asks = book.apply(update.bids, update.asks)
+        except ValueError as e:
+            self._lose_sync(f"invalid level: {e}", out)
+            return False
         if self.depth is not None:
             evicted_bids, evicted_asks = book.truncate(self.depth)
             if evicted_bids:
-                bids = [*bids, *evicted_bids]
+                bids += [PriceLevel(p, q) for p, q in evicted_bids]
             if evicted_asks:
-                asks = [*asks, *evicted_asks]
+                asks += [PriceLevel(p, q) for p, q in evicted_asks]
         if update.sequence is not None:
             self.last = update.sequence
         self._fresh = False
@@ -323,15 +380,19 @@ class SymbolBook:
                 out.messages.append(BookDelta(
                     venue=self.venue, symbol=self.symbol, ts_event=update.ts_event, ts_recv=update.ts_recv,
                     sequence=self.sequence, venue_sequence=update.sequence,
-                    bids=[PriceLevel(p, q) for p, q in bids], asks=[PriceLevel(p, q) for p, q in asks],
+                    bids=bids, asks=asks,
                 ))
-            self._maybe_bbo(update.ts_event, update.ts_recv, out)
+            if self.emit_bbo:
+                self._maybe_bbo(update.ts_event, update.ts_recv, out)
         return True
 
     def _checksum_ok(self, expected: int) -> bool:
         assert self.checksum is not None, f"{self.venue} sends checksums but its adapter declares no checksum"
         n = self.checksum_depth
-        return self.checksum(self.book.top_bids(n), self.book.top_asks(n)) == expected
+        checksum = self.checksum
+        if isinstance(checksum, BookChecksum):
+            return checksum.of_book(self.book, n, self._texts) == expected
+        return checksum(self.book.top_bids(n), self.book.top_asks(n)) == expected
 
     def _lose_sync(self, reason: str, out: BookOutcome, *, checksum: bool = False) -> BookOutcome:
         self.synced = False

@@ -1,23 +1,107 @@
 """Order-book CRC32 checksums as the venues define them.
 
-Each function takes the book's levels best first (``(price, size)`` Decimals, as
-received: Decimal keeps the wire precision, which the checksums depend on) and
-returns the integer the venue sends.
+A venue's checksum is the CRC32 of a text built from the text of each of the book's
+best levels. :class:`BookChecksum` declares those two parts (the text of one level,
+per side, and how the level texts are joined) and computes it two ways:
+
+- called with the levels best first (``(price, size)`` Decimals, as received: Decimal
+  keeps the wire precision, which the checksums depend on), from scratch;
+- ``of_book`` from an :class:`~services.venues.book.OrderBook` and a per-book
+  :class:`LevelTexts`: the text of a level is computed once, when its
+  :class:`~schemas.market.PriceLevel` object appears, and reused while the book keeps
+  that object (a level object never changes: frozen), so a reused text is exactly the
+  text of its level; a side whose version is unchanged reuses its texts as a whole.
 """
 
 from __future__ import annotations
 
 import zlib
 from decimal import Decimal
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from schemas.market import PriceLevel
+
+if TYPE_CHECKING:
+    from services.venues.book import OrderBook
 
 Level = tuple[Decimal, Decimal]
+LevelText = Callable[[Decimal, Decimal], str]
 
 
 def crc32_signed(text: str) -> int:
     """CRC32 of the ASCII text as a signed 32-bit integer (OKX, Bitfinex)."""
     c = zlib.crc32(text.encode("ascii"))
     return c - (1 << 32) if c >= 1 << 31 else c
+
+
+class _SideTexts:
+    __slots__ = ("texts", "levels", "version", "top")
+
+    def __init__(self) -> None:
+        self.texts: dict[int, str] = {}
+        """id(level) -> the level's text."""
+        self.levels: dict[int, PriceLevel] = {}
+        """id(level) -> the level: holding it keeps that id from being reused."""
+        self.version: tuple[int, int] | None = None
+        self.top: list[str] = []
+        """Texts of the side's best levels at (side version, depth) ``version``."""
+
+    def current(self, version: int, levels: Callable[[int], list[PriceLevel]], n: int, text: LevelText) -> list[str]:
+        """Texts of the side's best ``n`` levels; ``levels(n)`` is called only when the
+        side changed since the last call (``version`` differs)."""
+        if self.version != (version, n):
+            self.top = _texts(levels(n), self, text)
+            self.version = (version, n)
+        return self.top
+
+
+class LevelTexts:
+    """One book's cache of level texts, per side, by level object."""
+
+    __slots__ = ("bids", "asks")
+
+    def __init__(self) -> None:
+        self.bids = _SideTexts()
+        self.asks = _SideTexts()
+
+
+def _texts(levels: Sequence[PriceLevel], cache: _SideTexts, text: LevelText) -> list[str]:
+    ids = list(map(id, levels))
+    if len(cache.texts) > 4 * len(ids) + 64:  # most are levels the book no longer holds
+        cache.texts.clear()
+        cache.levels.clear()
+    out = list(map(cache.texts.get, ids))
+    if None in out:
+        for i, t in enumerate(out):
+            if t is None:
+                level = levels[i]
+                out[i] = cache.texts[ids[i]] = text(level.price, level.size)
+                cache.levels[ids[i]] = level
+    return out
+
+
+class BookChecksum:
+    """A venue's checksum over its best ``depth`` levels per side: ``bid_text`` /
+    ``ask_text`` give one level's text, ``combine(bid_texts, ask_texts)`` the integer."""
+
+    def __init__(self, depth: int, bid_text: LevelText, ask_text: LevelText,
+                 combine: Callable[[list[str], list[str]], int], doc: str) -> None:
+        self.depth = depth
+        self.bid_text = bid_text
+        self.ask_text = ask_text
+        self.combine = combine
+        self.__doc__ = doc
+
+    def __call__(self, bids: Sequence[Level], asks: Sequence[Level]) -> int:
+        n = self.depth
+        return self.combine([self.bid_text(p, q) for p, q in bids[:n]], [self.ask_text(p, q) for p, q in asks[:n]])
+
+    def of_book(self, book: OrderBook, depth: int, cache: LevelTexts) -> int:
+        """The checksum of an order book's best ``depth`` (at most ``self.depth``) levels,
+        reusing the texts in ``cache`` (one per book) of the levels and sides it has seen."""
+        n = min(depth, self.depth)
+        return self.combine(cache.bids.current(book.bid_version, book.bid_levels, n, self.bid_text),
+                            cache.asks.current(book.ask_version, book.ask_levels, n, self.ask_text))
 
 
 def _kraken_digits(value: Decimal) -> str:
@@ -28,35 +112,40 @@ def _kraken_digits(value: Decimal) -> str:
     return text.replace(".", "").lstrip("0")
 
 
-def kraken(bids: Sequence[Level], asks: Sequence[Level]) -> int:
-    """Kraken spot (WS v1 ``c``, v2 ``checksum``): unsigned CRC32 over the top 10 asks
-    (ascending) then the top 10 bids (descending), each as price then quantity with
-    the decimal point removed and leading zeros stripped.
-    https://docs.kraken.com/api/docs/guides/spot-ws-book-v1"""
-    parts = [_kraken_digits(p) + _kraken_digits(q) for p, q in asks[:10]]
-    parts += [_kraken_digits(p) + _kraken_digits(q) for p, q in bids[:10]]
-    return zlib.crc32("".join(parts).encode("ascii"))
+def _kraken_level(price: Decimal, size: Decimal) -> str:
+    return _kraken_digits(price) + _kraken_digits(size)
 
 
-def _interleaved(bids: Sequence[Level], asks: Sequence[Level], depth: int, fmt, ask_sign: int) -> str:
-    parts: list[str] = []
-    for i in range(depth):
-        if i < len(bids):
-            parts += (fmt(bids[i][0]), fmt(bids[i][1]))
-        if i < len(asks):
-            parts += (fmt(asks[i][0]), fmt(ask_sign * asks[i][1]))
-    return ":".join(parts)
+def _kraken_combine(bids: list[str], asks: list[str]) -> int:
+    return zlib.crc32("".join(asks + bids).encode("ascii"))
 
 
-def _wire(value: Decimal) -> str:
-    return format(value, "f")
+kraken = BookChecksum(10, _kraken_level, _kraken_level, _kraken_combine, """\
+Kraken spot (WS v1 ``c``, v2 ``checksum``): unsigned CRC32 over the top 10 asks
+(ascending) then the top 10 bids (descending), each as price then quantity with
+the decimal point removed and leading zeros stripped.
+https://docs.kraken.com/api/docs/guides/spot-ws-book-v1""")
 
 
-def okx(bids: Sequence[Level], asks: Sequence[Level]) -> int:
-    """OKX v5 ``books``: signed CRC32 over up to 25 levels interleaved
-    ``bidPx:bidSz:askPx:askSz:...`` (a shorter side simply stops), wire strings.
-    https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel"""
-    return crc32_signed(_interleaved(bids, asks, 25, _wire, 1))
+def _interleaved(bids: list[str], asks: list[str]) -> int:
+    """``bid0:ask0:bid1:ask1...``; a shorter side simply stops."""
+    n = min(len(bids), len(asks))
+    parts = [text for pair in zip(bids, asks) for text in pair]
+    parts += bids[n:] or asks[n:]
+    return crc32_signed(":".join(parts))
+
+
+def _okx_level(price: Decimal, size: Decimal) -> str:
+    return f"{price:f}:{size:f}"
+
+
+okx = BookChecksum(25, _okx_level, _okx_level, _interleaved, """\
+OKX v5 ``books``: signed CRC32 over up to 25 levels interleaved
+``bidPx:bidSz:askPx:askSz:...`` (a shorter side simply stops), wire strings.
+https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel""")
+
+
+_JS_EXPONENT_BELOW = Decimal("1e-6")
 
 
 def js_number(value: Decimal) -> str:
@@ -65,18 +154,25 @@ def js_number(value: Decimal) -> str:
     if value == 0:
         return "0"
     v = value.normalize()
-    if abs(v) < Decimal("1e-6"):
+    if abs(v) < _JS_EXPONENT_BELOW:
         digits = format(v, "e")  # "1e-7", "1.5e-8"
         mantissa, _, exponent = digits.partition("e")
         return f"{mantissa}e{int(exponent)}"
     return format(v, "f")
 
 
-def bitfinex(bids: Sequence[Level], asks: Sequence[Level]) -> int:
-    """Bitfinex ws/2 ``cs`` (flag 131072): signed CRC32 over up to 25 levels interleaved
-    ``bidPrice:bidAmount:askPrice:askAmount``, ask amounts negative, JS number text.
-    https://docs.bitfinex.com/docs/ws-websocket-checksum"""
-    return crc32_signed(_interleaved(bids, asks, 25, js_number, -1))
+def _bitfinex_bid(price: Decimal, size: Decimal) -> str:
+    return f"{js_number(price)}:{js_number(size)}"
 
 
-__all__ = ["bitfinex", "crc32_signed", "js_number", "kraken", "okx"]
+def _bitfinex_ask(price: Decimal, size: Decimal) -> str:
+    return f"{js_number(price)}:{js_number(-size)}"
+
+
+bitfinex = BookChecksum(25, _bitfinex_bid, _bitfinex_ask, _interleaved, """\
+Bitfinex ws/2 ``cs`` (flag 131072): signed CRC32 over up to 25 levels interleaved
+``bidPrice:bidAmount:askPrice:askAmount``, ask amounts negative, JS number text.
+https://docs.bitfinex.com/docs/ws-websocket-checksum""")
+
+
+__all__ = ["BookChecksum", "LevelTexts", "bitfinex", "crc32_signed", "js_number", "kraken", "okx"]

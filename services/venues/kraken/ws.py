@@ -111,7 +111,9 @@ def _levels(entries: list[Level]) -> list[tuple[Decimal, Decimal]]:
 
 
 def _latest_ns(*sides: list[Level]) -> int:
-    return max((seconds_to_ns(e.timestamp) for side in sides for e in side), default=0)
+    # Unix seconds with ten whole digits (2001-2286) sort as text in time order
+    latest = max([e.timestamp for side in sides for e in side], default="")
+    return seconds_to_ns(latest) if latest else 0
 
 
 class KrakenWs(WsAdapter):
@@ -190,8 +192,11 @@ class KrakenWs(WsAdapter):
                 ts_event=_latest_ns(p.snapshot_bids, p.snapshot_asks) or ts_recv, ts_recv=ts_recv,
             )
         # an update has one payload per side that changed ({"a": ...} and/or {"b": ...}); "c" on the last
-        asks = [lvl for p in payloads for lvl in p.a]
-        bids = [lvl for p in payloads for lvl in p.b]
+        if len(payloads) == 1:
+            asks, bids = payloads[0].a, payloads[0].b
+        else:
+            asks = [lvl for p in payloads for lvl in p.a]
+            bids = [lvl for p in payloads for lvl in p.b]
         crc = payloads[-1].c
         return BookUpdate(
             symbol=symbol, snapshot=False, bids=_levels(bids), asks=_levels(asks),
