@@ -11,7 +11,8 @@ with SIGKILL mid-run and restarted. Writes what it measured:
 - md_time_without_messages_s: longest gap in market data at a subscriber after the kill;
 - outcome: lost / repeated / not placed once / venue rejections (all 0 on a good run).
 
-    .venv/bin/python bench/cluster_failover.py [--commands N] [--rate R] [--outage S] [--out bench/results/failover.json]
+    .venv/bin/python bench/cluster_failover.py [--commands N] [--rate R] [--outage S] [--workdir DIR]
+                                               [--out bench/results/failover.json]
 """
 
 from __future__ import annotations
@@ -37,15 +38,18 @@ from tests.ops.failover import Scenario, run_failover  # noqa: E402
 async def main(args: argparse.Namespace) -> dict:
     scenario = Scenario(commands=args.commands, publish_per_s=args.rate, executors=args.executors,
                         outage_s=args.outage)
-    with tempfile.TemporaryDirectory(prefix="exbus-failover-") as tmp:
-        run = await run_failover(Path(tmp), scenario)
+    if args.workdir:  # kept: server, executor and replay logs to read afterwards
+        run = await run_failover(Path(args.workdir), scenario)
+    else:
+        with tempfile.TemporaryDirectory(prefix="exbus-failover-") as tmp:
+            run = await run_failover(Path(tmp), scenario)
     version = subprocess.run([str(server_binary()), "--version"], capture_output=True, text=True).stdout.strip()
     return {
         "benchmark": "cluster_failover",
         "what": "3-node nats-server JetStream cluster on loopback, R3 streams and buckets; executor processes place "
                 "IOC orders on the simulator while `exbus replay` publishes Kraken data; the node leading ORDERS, "
                 "ORDER_EVENTS, KV orders/ratelimits and the executors' consumer is SIGKILLed and restarted",
-        "command": "python bench/cluster_failover.py " + " ".join(sys.argv[1:]),
+        "command": " ".join([".venv/bin/python", "bench/cluster_failover.py", *sys.argv[1:]]),
         "numbers": run.numbers(),
         "outcome": run.outcome(),
         "exit_codes": {"executors": run.executor_codes, "replay": run.replay_code},
@@ -61,6 +65,7 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=12.0, help="commands published per second")
     parser.add_argument("--executors", type=int, default=3)
     parser.add_argument("--outage", type=float, default=10.0, help="seconds between the kill and the restart")
+    parser.add_argument("--workdir", help="run here and keep the logs (default: a temporary directory)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "failover.json"))
     args = parser.parse_args()
     result = asyncio.run(main(args))

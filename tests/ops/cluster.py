@@ -63,7 +63,8 @@ async def move_leader(nc: Any, node: str, stream: str, consumer: str | None = No
     """Make ``node`` the raft leader of ``stream`` (or of its ``consumer``): a leader
     stepdown with a preferred placement, repeated until the cluster reports it."""
     js = nc.jetstream()
-    api = f"$JS.API.CONSUMER.LEADER.STEPDOWN.{stream}.{consumer}" if consumer else f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}"
+    api = (f"$JS.API.CONSUMER.LEADER.STEPDOWN.{stream}.{consumer}" if consumer
+           else f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}")
 
     async def leader() -> str | None:
         info = await (js.consumer_info(stream, consumer) if consumer else js.stream_info(stream))

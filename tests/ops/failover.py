@@ -61,7 +61,9 @@ class Scenario:
     kill_after: float = 0.25
     """Share of the commands published before the kill."""
     outage_s: float = 10.0
-    replay_speed: float = 1.0
+    replay_speed: float = 0.6
+    """Of the 30 s recording: ~50 s of data, enough to outlast the restart on a slow machine
+    (the replay is stopped once every command has ended)."""
     deadline_s: float = 150.0
     """Generous bound for all commands to end after the last publish."""
 
@@ -231,12 +233,16 @@ class ReplayProcess:
                 env=process_env(**self.env), stdout=out, stderr=log, cwd=ROOT)
 
     async def finish(self, timeout_s: float) -> tuple[int | None, dict[str, Any]]:
-        """Wait for the replay to end by itself (SIGTERM after ``timeout_s``); exit code and summary."""
-        assert self.proc is not None
+        """Stop the replay if it still runs (SIGTERM: it stops cleanly and prints its summary);
+        exit code and summary."""
+        if self.proc is None:
+            return None, {}
+        if self.proc.returncode is None:
+            self.proc.terminate()
         try:
             await asyncio.wait_for(self.proc.wait(), timeout_s)
         except asyncio.TimeoutError:
-            self.proc.terminate()
+            self.proc.kill()
             await self.proc.wait()
         lines = (self.workdir / "replay.out").read_text().splitlines()
         return self.proc.returncode, (json.loads(lines[-1]) if lines else {})
@@ -265,9 +271,10 @@ def choose_victim(clients: dict[str, list[str]], orders_leader: str) -> str:
     return max(NODE_NAMES, key=score)
 
 
-def services_connected(clients: dict[str, list[str]], executors: int) -> bool:
+def services_connected(clients: dict[str, list[str]], executors: int, ingestors: int = 1) -> bool:
+    """At least this many executor and ingestor connections on the live nodes."""
     names = [n for node_names in clients.values() for n in node_names]
-    return names.count(EXECUTOR_CLIENT) >= executors and names.count(INGESTOR_CLIENT) >= 1
+    return names.count(EXECUTOR_CLIENT) >= executors and names.count(INGESTOR_CLIENT) >= ingestors
 
 
 async def run_failover(workdir: Path, scenario: Scenario | None = None) -> Run:
@@ -281,21 +288,22 @@ async def run_failover(workdir: Path, scenario: Scenario | None = None) -> Run:
             js = admin.jetstream()
             await wait_for_jetstream(js)
             await ensure_streams(js, StreamSettings(replicas=3))
-            async with SimProcess(workdir / "sim", "[sim]\nreplay = false\n" + LIFTED_SIM_LIMITS + VENUE_LATENCY) as sim:
+            sim_config = "[sim]\nreplay = false\n" + LIFTED_SIM_LIMITS + VENUE_LATENCY
+            async with SimProcess(workdir / "sim", sim_config) as sim:
                 env = {**executor_env(cluster.url, sim.venue_urls, rate_limit_margin=LIFTED_MARGIN, ack_wait_s=8,
                                       concurrency=16),
                        **client_env(cluster, "executor"), "EXBUS_OBSERVABILITY_EXECUTOR_PORT": "0"}
                 executors = [ExecutorProcess(f"executor-{i}", workdir / "executors", env)
                              for i in range(scenario.executors)]
-                replay = ReplayProcess(workdir / "replay", {**client_env(cluster, "ingestor"), "EXBUS_LOG_LEVEL": "warning"},
-                                       scenario.replay_speed)
+                replay_env = {**client_env(cluster, "ingestor"), "EXBUS_LOG_LEVEL": "warning"}
+                replay = ReplayProcess(workdir / "replay", replay_env, scenario.replay_speed)
                 try:
                     for ex in executors:
                         await ex.start()
-                    await replay.start()
-                    await _scenario(run, cluster, admin, executors, replay)
+                    await _scenario(run, cluster, admin, replay)
                 except AssertionError as e:
-                    e.add_note(f"executor exit codes (None: running): {[ex.proc and ex.proc.returncode for ex in executors]}")
+                    codes = [ex.proc and ex.proc.returncode for ex in executors]
+                    e.add_note(f"executor exit codes (None: running): {codes}")
                     e.add_note("\n".join(f"--- {ex.name}\n{ex.log_tail()}" for ex in executors))
                     raise
                 finally:
@@ -309,17 +317,22 @@ async def run_failover(workdir: Path, scenario: Scenario | None = None) -> Run:
     return run
 
 
-async def _scenario(run: Run, cluster: NatsCluster, admin: Any, executors: list[ExecutorProcess],
-                    replay: ReplayProcess) -> None:
+async def _scenario(run: Run, cluster: NatsCluster, admin: Any, replay: ReplayProcess) -> None:
     scenario = run.scenario
     js = admin.jetstream()
 
-    async def all_connected() -> bool:
+    async def executors_consuming() -> bool:
         clients = await quiet(cluster.clients_by_node)
         consumer = await quiet(lambda: js.consumer_info(ORDERS, DURABLE))
-        return bool(clients) and services_connected(clients, scenario.executors) and consumer is not None
+        return bool(clients) and services_connected(clients, scenario.executors, ingestors=0) and consumer is not None
 
-    await poll(all_connected, "executors and ingestor connected", 90)
+    async def ingestor_connected() -> bool:
+        clients = await quiet(cluster.clients_by_node)
+        return bool(clients) and services_connected(clients, scenario.executors)
+
+    await poll(executors_consuming, "executors connected and consuming", 90)
+    await replay.start()  # after the slow part of the start-up: its data must outlast the restart
+    await poll(ingestor_connected, "ingestor connected", 60)
     run.clients_before_kill = await cluster.clients_by_node()
     orders_leader = (await js.stream_info(ORDERS)).cluster.leader
     run.victim = choose_victim(run.clients_before_kill, orders_leader)

@@ -1,6 +1,7 @@
 """Failover on a real 3-node JetStream cluster (issue 7): executors place a steady stream
-of orders and the ingestor replays recorded Kraken traffic while one node (the one
-most services are connected to) is killed with SIGKILL and restarted a few seconds later.
+of orders and the ingestor replays recorded Kraken traffic while one node is killed with
+SIGKILL and restarted ten seconds later: the node most services are connected to, made
+the leader of ORDERS, ORDER_EVENTS, KV orders/ratelimits and the executors' consumer.
 
 Afterwards: no command lost, none executed twice (the simulator's ledger holds exactly
 one order per client order id), every command has exactly one terminal event in
