@@ -177,7 +177,10 @@ class RateLimiter:
                 continue
             key = self._key(venue, limit, account)
             interval = self._interval(limit)
-            floor_tat = now + used * interval
+            period = int(limit.period_s * NS)
+            # ``used`` counts units since the venue's current window began (windows are
+            # clock-aligned: "between 12:34:00 and 12:34:10"), not units spent just now
+            floor_tat = now - now % period + used * interval
             while True:
                 state, rev = await self._get(key, GcraState)
                 if state is not None and state.tat >= floor_tat:  # type: ignore[attr-defined]

@@ -60,6 +60,9 @@ class Fault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Fire at most this many times (0 = no limit)."""
     latency_ms: float = 0.0
     status: int = 503
+    """Status of an ``error_5xx`` answer (429 or 418 stand for the venue's rate-limit answers)."""
+    retry_after_s: int = 0
+    """``Retry-After`` header of an ``error_5xx`` answer (0 = none)."""
     when: Literal["", "before", "after"] = ""
     """Whether the request is processed before the fault ("" = the kind's default)."""
 

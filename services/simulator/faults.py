@@ -45,7 +45,8 @@ class FaultInjector:
 
     def describe(self) -> list[dict]:
         return [{"kind": f.kind, "ratio": f.ratio, "venue": f.venue, "route": f.route, "count": f.count,
-                 "latency_ms": f.latency_ms, "status": f.status, "when": f.when or DEFAULT_WHEN[f.kind],
+                 "latency_ms": f.latency_ms, "status": f.status, "retry_after_s": f.retry_after_s,
+                 "when": f.when or DEFAULT_WHEN[f.kind],
                  "fired": n} for f, n in zip(self.faults, self.fired)]
 
     @staticmethod
@@ -124,7 +125,9 @@ def fault_middleware(
         for order in held:
             ledger.answered(order, ANSWERS[fault.kind])
         if fault.kind == "error_5xx":
-            return web.Response(status=fault.status, body=error_body(fault.status), content_type="application/json")
+            headers = {"Retry-After": str(fault.retry_after_s)} if fault.retry_after_s else None
+            return web.Response(status=fault.status, body=error_body(fault.status), content_type="application/json",
+                                headers=headers)
         if fault.kind == "malformed":
             body = response.body if isinstance(response, web.Response) and isinstance(response.body, bytes) else b"{}"
             garbled = web.Response(status=200, body=body[: max(1, len(body) // 2)], content_type="application/json")

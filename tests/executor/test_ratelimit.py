@@ -57,7 +57,8 @@ async def test_a_block_stops_every_replica_until_it_ends(limiters) -> None:
 
 
 async def test_usage_header_pushes_the_shared_budget(limiters) -> None:
-    a, b = limiters[0], limiters[1]
+    window_start = time.time_ns() // 1_000_000_000 * 1_000_000_000 + 1_000_000_000  # venue windows are clock-aligned
+    a, b = (RateLimiter(lim.kv, margin=1.0, clock=lambda: window_start + 1_000_000) for lim in limiters[:2])
     await a.observe("binance", "main", (LIMIT,), {"x-mbx-used-weight-1m": "10"})  # the venue saw the budget spent
     with pytest.raises(LeaseTimeout):
         await b.acquire("binance", "main", (LIMIT,), {"weight": 1}, deadline_s=0.3)
