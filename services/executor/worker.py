@@ -159,7 +159,10 @@ class CommandWorker:
         now = schemas.now_ns()
         try:
             env = msgspec.json.decode(msg.data, type=Envelope)
-            event = OrderEvent(event_id=f"{env.command_id or 'invalid'}.rejected", command_id=env.command_id or None,
+            # without a command id, the message's stream sequence keeps the event id unique (two
+            # such commands must not share one id: the second event would be de-duplicated away)
+            anonymous = f"invalid-{msg.metadata.sequence.stream}"
+            event = OrderEvent(event_id=f"{env.command_id or anonymous}.rejected", command_id=env.command_id or None,
                                venue=env.venue, account=env.account, symbol=env.symbol,  # type: ignore[arg-type]
                                client_order_id=env.client_order_id, status="rejected", error="invalid_command",
                                reason=reason, ts_event=now, ts=now)
