@@ -76,9 +76,17 @@ class _TradeTrail(msgspec.Struct):
     """The last trades published for a symbol, to place a venue's re-sent trades."""
 
     last_ts: int = 0
-    ids: deque = msgspec.field(default_factory=lambda: deque(maxlen=RECENT_TRADE_IDS))
+    ids: set = msgspec.field(default_factory=set)
+    """Ids of the last RECENT_TRADE_IDS trades (``order`` keeps their order)."""
+    order: deque = msgspec.field(default_factory=deque)
     missed_from: int | None = None
     """Set while disconnected: trades after this time may be lost."""
+
+    def remember(self, trade_id: str) -> None:
+        if len(self.order) >= RECENT_TRADE_IDS:
+            self.ids.discard(self.order.popleft())
+        self.order.append(trade_id)
+        self.ids.add(trade_id)
 
 
 class Connection:
@@ -283,8 +291,9 @@ class Feed:
         if trail is not None:
             if t.trade_id in trail.ids:
                 return  # a venue re-sent a trade already published
-            trail.ids.append(t.trade_id)
-            trail.last_ts = max(trail.last_ts, t.ts_event)
+            trail.remember(t.trade_id)
+            if t.ts_event > trail.last_ts:
+                trail.last_ts = t.ts_event
         actions.publish.append(t)
 
     def _backfill(self, b: TradeBackfill, ts_recv: int, actions: Actions) -> None:

@@ -15,10 +15,11 @@ the deltas are buffered, and the ones that follow the snapshot are replayed.
 
 from __future__ import annotations
 
-import itertools
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections import deque
 from decimal import Decimal
+from itertools import count, islice
+from operator import attrgetter, eq
 from typing import Iterable, Literal, Sequence
 
 import msgspec
@@ -30,53 +31,58 @@ from services.venues.wsbase import BookRule, BookUpdate, ChecksumFn, Level, Resy
 Verdict = Literal["apply", "skip", "gap"]
 
 _ZERO = Decimal(0)
-_versions = itertools.count()
+_versions = count()
 """Side versions, unique across books."""
+_price = attrgetter("price")
 
 
 class OrderBook:
-    """Price levels of both sides; each side a dict price -> PriceLevel plus its sorted prices.
+    """Price levels of both sides, each side two parallel lists in ascending price order:
+    the prices and their :class:`~schemas.market.PriceLevel` objects (best bid last, best
+    ask first). Levels are found by bisection: hashing a Decimal costs more than the
+    comparisons of a binary search in a venue-sized book, and sorted lists give the best
+    levels and snapshots without sorting.
 
-    A level enters the book as a :class:`~schemas.market.PriceLevel`, built once from the
-    venue's numbers (which validates them: positive finite price, finite size >= 0);
-    published snapshots and deltas reuse those objects rather than building new ones.
-    The tuple methods (``best_bid``, ``top_bids``, ...) give ``(price, size)`` pairs.
-    ``bid_version`` / ``ask_version`` take a new value whenever that side may have changed.
+    A level enters the book as a PriceLevel, built once from the venue's numbers (which
+    validates them: positive finite price, finite size >= 0); published snapshots and
+    deltas reuse those objects rather than building new ones. The tuple methods
+    (``best_bid``, ``top_bids``, ...) give ``(price, size)`` pairs. ``bid_version`` /
+    ``ask_version`` take a new value whenever that side may have changed.
     """
 
-    __slots__ = ("bids", "asks", "_bid_px", "_ask_px", "bid_version", "ask_version")
+    __slots__ = ("_bid_px", "_bid_lv", "_ask_px", "_ask_lv", "bid_version", "ask_version")
 
     def __init__(self) -> None:
-        self.bids: dict[Decimal, PriceLevel] = {}
-        self.asks: dict[Decimal, PriceLevel] = {}
-        self._bid_px: list[Decimal] = []  # ascending; best bid last
-        self._ask_px: list[Decimal] = []  # ascending; best ask first
+        self._bid_px: list[Decimal] = []
+        self._bid_lv: list[PriceLevel] = []
+        self._ask_px: list[Decimal] = []
+        self._ask_lv: list[PriceLevel] = []
         self.bid_version = next(_versions)
         self.ask_version = next(_versions)
 
     def clear(self) -> None:
         self.bid_version = next(_versions)
         self.ask_version = next(_versions)
-        self.bids.clear()
-        self.asks.clear()
-        self._bid_px.clear()
-        self._ask_px.clear()
+        self._bid_px, self._bid_lv, self._ask_px, self._ask_lv = [], [], [], []
 
     @staticmethod
-    def _apply_side(levels: dict[Decimal, PriceLevel], prices: list[Decimal], updates: Iterable[Level]) -> list[PriceLevel]:
+    def _apply_side(prices: list[Decimal], levels: list[PriceLevel], updates: Iterable[Level]) -> list[PriceLevel]:
         applied = []
         for price, size in updates:
             level = PriceLevel(price, size)
-            if size:
-                if price not in levels:
-                    insort(prices, price)
-                levels[price] = level
-            elif levels.pop(price, None) is not None:
-                del prices[bisect_left(prices, price)]
+            i = bisect_left(prices, price)
+            if i < len(prices) and prices[i] == price:
+                if size:
+                    levels[i] = level
+                else:
+                    del prices[i], levels[i]
+            elif size:
+                prices.insert(i, price)
+                levels.insert(i, level)
             applied.append(level)
         return applied
 
-    def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> tuple[list[PriceLevel], list[PriceLevel]]:
+    def apply(self, bids: Sequence[Level], asks: Sequence[Level]) -> tuple[list[PriceLevel], list[PriceLevel]]:
         """Set each level's absolute size; size 0 deletes it. Returns the levels applied,
         as PriceLevels, in the order given (a delta's content). ValueError on an invalid
         level (the levels before it are applied)."""
@@ -84,44 +90,51 @@ class OrderBook:
         applied_asks: list[PriceLevel] = []
         if bids:
             self.bid_version = next(_versions)
-            applied_bids = self._apply_side(self.bids, self._bid_px, bids)
+            applied_bids = self._apply_side(self._bid_px, self._bid_lv, bids)
         if asks:
             self.ask_version = next(_versions)
-            applied_asks = self._apply_side(self.asks, self._ask_px, asks)
+            applied_asks = self._apply_side(self._ask_px, self._ask_lv, asks)
         return applied_bids, applied_asks
+
+    @staticmethod
+    def _sorted_side(updates: Iterable[Level]) -> tuple[list[Decimal], list[PriceLevel]]:
+        levels = sorted([PriceLevel(p, q) for p, q in updates if q], key=_price)  # stable: equal prices keep their order
+        prices = list(map(_price, levels))
+        if any(map(eq, prices, islice(prices, 1, None))):  # a price given twice: the last one counts
+            last = {p: lv for p, lv in zip(prices, levels)}
+            levels = [last[p] for p in dict.fromkeys(prices)]
+            prices = list(map(_price, levels))
+        return prices, levels
 
     def replace(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Make the book exactly these levels (a snapshot; size 0 levels are left out).
         ValueError on an invalid level (the book is then empty)."""
         self.clear()
-        new_bids = {p: PriceLevel(p, q) for p, q in bids if q}
-        new_asks = {p: PriceLevel(p, q) for p, q in asks if q}
-        self.bids, self.asks = new_bids, new_asks
-        self._bid_px, self._ask_px = sorted(new_bids), sorted(new_asks)
+        bid_px, bid_lv = self._sorted_side(bids)
+        ask_px, ask_lv = self._sorted_side(asks)
+        self._bid_px, self._bid_lv, self._ask_px, self._ask_lv = bid_px, bid_lv, ask_px, ask_lv
 
     def best_bid(self) -> Level | None:
-        if not self._bid_px:
+        if not self._bid_lv:
             return None
-        level = self.bids[self._bid_px[-1]]
+        level = self._bid_lv[-1]
         return level.price, level.size
 
     def best_ask(self) -> Level | None:
-        if not self._ask_px:
+        if not self._ask_lv:
             return None
-        level = self.asks[self._ask_px[0]]
+        level = self._ask_lv[0]
         return level.price, level.size
 
     def bid_levels(self, n: int | None = None) -> list[PriceLevel]:
         """Up to ``n`` bids as the book's PriceLevels, best (highest) first."""
-        px = self._bid_px if n is None else self._bid_px[-n:] if n else []
-        bids = self.bids
-        return [bids[p] for p in reversed(px)]
+        if n is None:
+            return self._bid_lv[::-1]
+        return self._bid_lv[:-n - 1:-1] if n > 0 else []
 
     def ask_levels(self, n: int | None = None) -> list[PriceLevel]:
         """Up to ``n`` asks as the book's PriceLevels, best (lowest) first."""
-        px = self._ask_px if n is None else self._ask_px[:n]
-        asks = self.asks
-        return [asks[p] for p in px]
+        return self._ask_lv[:] if n is None else self._ask_lv[:max(n, 0)]
 
     def top_bids(self, n: int | None = None) -> list[Level]:
         """Up to ``n`` bids, best (highest) first."""
@@ -138,16 +151,12 @@ class OrderBook:
         if len(self._bid_px) > depth:
             self.bid_version = next(_versions)
             cut = len(self._bid_px) - depth
-            for p in self._bid_px[:cut]:
-                del self.bids[p]
-                evicted_bids.append((p, _ZERO))
-            del self._bid_px[:cut]
+            evicted_bids = [(p, _ZERO) for p in self._bid_px[:cut]]
+            del self._bid_px[:cut], self._bid_lv[:cut]
         if len(self._ask_px) > depth:
             self.ask_version = next(_versions)
-            for p in self._ask_px[depth:]:
-                del self.asks[p]
-                evicted_asks.append((p, _ZERO))
-            del self._ask_px[depth:]
+            evicted_asks = [(p, _ZERO) for p in self._ask_px[depth:]]
+            del self._ask_px[depth:], self._ask_lv[depth:]
         return evicted_bids, evicted_asks
 
     def crossed(self) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import ClassVar, Literal, Sequence
+from typing import ClassVar, Literal, Sequence, Union
 
 import msgspec
 
@@ -31,7 +31,7 @@ class _Kind(msgspec.Struct):
     error: dict | None = None
 
 
-class TradeMsg(msgspec.Struct):
+class TradeMsg(msgspec.Struct, tag_field="type", tag="trade"):
     code: str
     trade_price: Decimal
     trade_volume: Decimal
@@ -41,9 +41,12 @@ class TradeMsg(msgspec.Struct):
 
 
 def simple(cls: type, abbreviations: dict[str, str], **types: object) -> type:
-    """The SIMPLE-format twin of a DEFAULT-format Struct: same fields, abbreviated names."""
+    """The SIMPLE-format twin of a DEFAULT-format Struct: same fields, abbreviated names
+    (the message type, when tagged, in ``ty`` instead of ``type``)."""
     fields = [(f.name, types.get(f.name, f.type)) for f in msgspec.structs.fields(cls)]
-    return msgspec.defstruct(f"{cls.__name__}Simple", fields, rename=abbreviations)
+    tag = cls.__struct_config__.tag
+    return msgspec.defstruct(f"{cls.__name__}Simple", fields, rename=abbreviations,
+                             **({"tag_field": "ty", "tag": tag} if tag else {}))
 
 
 TradeSimple = simple(TradeMsg, {"code": "cd", "trade_price": "tp", "trade_volume": "tv", "ask_bid": "ab",
@@ -60,7 +63,7 @@ class Unit(msgspec.Struct):
 UnitSimple = simple(Unit, {"ask_price": "ap", "bid_price": "bp", "ask_size": "as", "bid_size": "bs"})
 
 
-class OrderbookMsg(msgspec.Struct):
+class OrderbookMsg(msgspec.Struct, tag_field="type", tag="orderbook"):
     code: str
     timestamp: int
     orderbook_units: list[Unit]
@@ -70,7 +73,7 @@ OrderbookSimple = simple(OrderbookMsg, {"code": "cd", "timestamp": "tms", "order
                          orderbook_units=list[UnitSimple])  # type: ignore[valid-type]
 
 
-class TickerMsg(msgspec.Struct):
+class TickerMsg(msgspec.Struct, tag_field="type", tag="ticker"):
     code: str
     trade_price: Decimal
     opening_price: Decimal
@@ -88,6 +91,12 @@ TickerSimple = simple(TickerMsg, {"code": "cd", "trade_price": "tp", "opening_pr
 
 # JSON numbers are read as exact Decimals from their text (float_hook), never via float.
 _kind = msgspec.json.Decoder(_Kind)
+_messages = {  # one decode for a data frame, by its type tag; other frames fail it and go to _kind
+    "DEFAULT": msgspec.json.Decoder(Union[TradeMsg, OrderbookMsg, TickerMsg], float_hook=Decimal),
+    "SIMPLE": msgspec.json.Decoder(Union[TradeSimple, OrderbookSimple, TickerSimple], float_hook=Decimal),  # type: ignore[valid-type]
+}
+_KIND_OF: dict[type, str] = {TradeMsg: "trade", TradeSimple: "trade", OrderbookMsg: "orderbook",
+                             OrderbookSimple: "orderbook", TickerMsg: "ticker", TickerSimple: "ticker"}
 _decoders = {
     ("trade", False): msgspec.json.Decoder(TradeMsg, float_hook=Decimal),
     ("trade", True): msgspec.json.Decoder(TradeSimple, float_hook=Decimal),
@@ -134,16 +143,15 @@ class UpbitLikeWs(WsAdapter):
         return sorted(subs)
 
     def parse_frame(self, data: str | bytes, ts_recv: int) -> list[WsEvent]:
-        head = _kind.decode(data)
-        if head.error is not None:
-            return [VenueNotice("error", f"{head.error.get('name')}: {head.error.get('message')}")]
-        kind, simple = (head.ty, True) if head.ty else (head.type, False)
-        if not kind:
-            return []  # {"status": "UP"} keep-alive answers
-        decoder = _decoders.get((kind, simple))
-        if decoder is None:
-            return []
-        msg = decoder.decode(data)
+        try:
+            msg = _messages[self.format].decode(data)
+        except msgspec.ValidationError:
+            msg = self._other_frame(data)
+            if msg is None:
+                return []
+        if type(msg) is VenueNotice:
+            return [msg]
+        kind = _KIND_OF[type(msg)]
         symbol = self.symbol_of(msg.code)
         if symbol is None:
             return []
@@ -153,10 +161,23 @@ class UpbitLikeWs(WsAdapter):
                           side="sell" if msg.ask_bid == "ASK" else "buy")]
         if kind == "orderbook":
             units = msg.orderbook_units
+            # units pair the nth ask with the nth bid; a side with fewer levels has size 0 there
             return [BookUpdate(symbol=symbol, snapshot=True, ts_event=ms_to_ns(msg.timestamp), ts_recv=ts_recv,
-                               bids=[(u.bid_price, u.bid_size) for u in units if u.bid_size > 0],
-                               asks=[(u.ask_price, u.ask_size) for u in units if u.ask_size > 0])]
+                               bids=[(u.bid_price, u.bid_size) for u in units if u.bid_size],
+                               asks=[(u.ask_price, u.ask_size) for u in units if u.ask_size])]
         return [Ticker(venue=self.venue, symbol=symbol, ts_event=ms_to_ns(msg.timestamp), ts_recv=ts_recv,
                        last=msg.trade_price, open_24h=msg.opening_price, high_24h=msg.high_price,
                        low_24h=msg.low_price, volume_24h=msg.acc_trade_volume_24h,
                        quote_volume_24h=msg.acc_trade_price_24h)]
+
+    @staticmethod
+    def _other_frame(data: str | bytes) -> msgspec.Struct | VenueNotice | None:
+        """A frame that is not a data message of the subscribed format: an error, a
+        keep-alive answer, or a message in the other format (read with its own decoder)."""
+        head = _kind.decode(data)
+        if head.error is not None:
+            return VenueNotice("error", f"{head.error.get('name')}: {head.error.get('message')}")
+        kind, simple = (head.ty, True) if head.ty else (head.type, False)
+        decoder = _decoders.get((kind, simple))
+        return decoder.decode(data) if decoder is not None else None  # None: {"status": "UP"}, other types
+
