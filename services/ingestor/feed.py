@@ -44,7 +44,7 @@ RECENT_TRADE_IDS = 256
 Published = Trade | Ticker | BookSnapshot | BookDelta | BBO | FeedStatus
 
 
-class Actions(msgspec.Struct):
+class Actions(msgspec.Struct, gc=False):
     """What the ingestor must do after one input."""
 
     publish: list[Published] = msgspec.field(default_factory=list)

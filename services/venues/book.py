@@ -209,7 +209,7 @@ def check_sequence(rule: BookRule, last: int | None, update: BookUpdate, fresh: 
     return "apply"
 
 
-class BookOutcome(msgspec.Struct):
+class BookOutcome(msgspec.Struct, gc=False):
     """What one book message (or snapshot) did to a symbol's book."""
 
     messages: list[BookSnapshot | BookDelta | BBO] = msgspec.field(default_factory=list)

@@ -9,7 +9,8 @@ subscribed depth. Pairs use Kraken's WS names (``XBT/USD``).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Sequence
+from operator import attrgetter
+from typing import Sequence, Union
 
 import msgspec
 
@@ -95,9 +96,10 @@ class TradeRow(msgspec.Struct, array_like=True):
 
 
 _event = msgspec.json.Decoder(Event)
+_book_frame = msgspec.json.Decoder(list[Union[int, str, BookPayload]])
+_BOOK_MARK, _BOOK_MARK_BYTES = '"book-', b'"book-'
 _parts = msgspec.json.Decoder(list[msgspec.Raw])
 _name = msgspec.json.Decoder(str)
-_book = msgspec.json.Decoder(BookPayload)
 _trades = msgspec.json.Decoder(list[TradeEntry])
 _ticker = msgspec.json.Decoder(TickerPayload)
 _spread = msgspec.json.Decoder(SpreadEntry)
@@ -106,13 +108,17 @@ _trade_rows = msgspec.json.Decoder(list[TradeRow])
 REST = "https://api.kraken.com"
 
 
+_price_volume = attrgetter("price", "volume")
+_timestamp = attrgetter("timestamp")
+
+
 def _levels(entries: list[Level]) -> list[tuple[Decimal, Decimal]]:
-    return [(e.price, e.volume) for e in entries]
+    return list(map(_price_volume, entries))
 
 
 def _latest_ns(*sides: list[Level]) -> int:
     # Unix seconds with ten whole digits (2001-2286) sort as text in time order
-    latest = max([e.timestamp for side in sides for e in side], default="")
+    latest = max([t for side in sides for t in map(_timestamp, side)], default="")
     return seconds_to_ns(latest) if latest else 0
 
 
@@ -153,13 +159,17 @@ class KrakenWs(WsAdapter):
     def parse_frame(self, data: str | bytes, ts_recv: int) -> list[WsEvent]:
         if data[:1] in ("{", b"{"):
             return self._event(_event.decode(data))
+        if (_BOOK_MARK if type(data) is str else _BOOK_MARK_BYTES) in data:  # channel "book-<depth>": one decode
+            frame = _book_frame.decode(data)  # [channelID, payload, (payload,) "book-N", pair]
+            symbol = self.symbol_of(frame[-1])  # type: ignore[arg-type]
+            if symbol is None or not frame[-2].startswith("book"):  # type: ignore[union-attr]
+                return []
+            return [self._book(frame[1:-2], symbol, ts_recv)]  # type: ignore[arg-type]
         parts = _parts.decode(data)
         symbol = self.symbol_of(_name.decode(parts[-1]))
         if symbol is None:
             return []
         name = _name.decode(parts[-2])
-        if name.startswith("book"):
-            return [self._book([_book.decode(p) for p in parts[1:-2]], symbol, ts_recv)]
         if name == "trade":
             return [self._trade(t, symbol, i, ts_recv) for i, t in enumerate(_trades.decode(parts[1]))]
         if name == "ticker":

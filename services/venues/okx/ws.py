@@ -9,6 +9,7 @@ recorded in 2022 have a checksum and no seqId. Text ``ping`` keeps the connectio
 from __future__ import annotations
 
 from decimal import Decimal
+from operator import attrgetter
 from typing import Sequence
 
 import msgspec
@@ -98,8 +99,11 @@ def _dec(text: str) -> Decimal | None:
     return Decimal(text) if text else None
 
 
+_price_size = attrgetter("price", "size")
+
+
 def _levels(entries: list[Level]) -> list[tuple[Decimal, Decimal]]:
-    return [(e.price, e.size) for e in entries]
+    return list(map(_price_size, entries))
 
 
 class OkxWs(WsAdapter):
