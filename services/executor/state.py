@@ -80,18 +80,22 @@ class OrderStates:
             raise
 
     async def tracked(self) -> list[tuple[str, OrderRecord, int]]:
-        """Every record whose order is still open at the venue."""
+        """Every record whose order is still open at the venue.
+
+        One pass of a watcher over the bucket's latest values: a request per key (keys(),
+        then get) took over a second per pass with a few thousand orders in the bucket."""
         out = []
+        watcher = await self.kv.watchall(ignore_deletes=True)
         try:
-            keys = await self.kv.keys()
-        except Exception as e:  # no keys yet
-            if "no keys" in str(e).lower():
-                return []
-            raise
-        for key in keys:
-            record, rev = await self.get(key)
-            if record is not None and record.tracking and rev is not None:
-                out.append((key, record, rev))
+            async for entry in watcher:
+                if entry is None:  # the initial values are all delivered
+                    break
+                if entry.value:
+                    record = msgspec.json.decode(entry.value, type=OrderRecord)
+                    if record.tracking:
+                        out.append((entry.key, record, entry.revision))
+        finally:
+            await watcher.stop()
         return out
 
 
