@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import zlib
 from decimal import Decimal
+from operator import is_
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from schemas.market import PriceLevel
@@ -35,7 +36,7 @@ def crc32_signed(text: str) -> int:
 
 
 class _SideTexts:
-    __slots__ = ("texts", "levels", "version", "top")
+    __slots__ = ("texts", "levels", "version", "top_levels", "top")
 
     def __init__(self) -> None:
         self.texts: dict[int, str] = {}
@@ -43,26 +44,35 @@ class _SideTexts:
         self.levels: dict[int, PriceLevel] = {}
         """id(level) -> the level: holding it keeps that id from being reused."""
         self.version: tuple[int, int] | None = None
+        """(side version, depth) when ``top_levels`` was read."""
+        self.top_levels: list[PriceLevel] = []
         self.top: list[str] = []
-        """Texts of the side's best levels at (side version, depth) ``version``."""
+        """Texts of ``top_levels``; a new list whenever they change, never mutated."""
 
     def current(self, version: int, levels: Callable[[int], list[PriceLevel]], n: int, text: LevelText) -> list[str]:
         """Texts of the side's best ``n`` levels; ``levels(n)`` is called only when the
-        side changed since the last call (``version`` differs)."""
+        side changed since the last call (``version`` differs), and the same list is
+        returned while those levels are the same objects (a change deeper in the book)."""
         if self.version != (version, n):
-            self.top = _texts(levels(n), self, text)
+            top_levels = levels(n)
+            if len(top_levels) != len(self.top_levels) or not all(map(is_, top_levels, self.top_levels)):
+                self.top = _texts(top_levels, self, text)
+                self.top_levels = top_levels
             self.version = (version, n)
         return self.top
 
 
 class LevelTexts:
-    """One book's cache of level texts, per side, by level object."""
+    """One book's cache of level texts, per side, by level object, and its last checksum
+    (for one book and one checksum)."""
 
-    __slots__ = ("bids", "asks")
+    __slots__ = ("bids", "asks", "last")
 
     def __init__(self) -> None:
         self.bids = _SideTexts()
         self.asks = _SideTexts()
+        self.last: tuple[list[str], list[str], int] | None = None
+        """(bid texts, ask texts, checksum) of the last computation."""
 
 
 def _texts(levels: Sequence[PriceLevel], cache: _SideTexts, text: LevelText) -> list[str]:
@@ -100,8 +110,14 @@ class BookChecksum:
         """The checksum of an order book's best ``depth`` (at most ``self.depth``) levels,
         reusing the texts in ``cache`` (one per book) of the levels and sides it has seen."""
         n = min(depth, self.depth)
-        return self.combine(cache.bids.current(book.bid_version, book.bid_levels, n, self.bid_text),
-                            cache.asks.current(book.ask_version, book.ask_levels, n, self.ask_text))
+        bids = cache.bids.current(book.bid_version, book.bid_levels, n, self.bid_text)
+        asks = cache.asks.current(book.ask_version, book.ask_levels, n, self.ask_text)
+        last = cache.last
+        if last is not None and last[0] is bids and last[1] is asks:
+            return last[2]  # the same text lists: the same checksum
+        value = self.combine(bids, asks)
+        cache.last = (bids, asks, value)
+        return value
 
 
 def _kraken_digits(value: Decimal) -> str:
