@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test schema bench-ingest bench-sim bench-vault clean
+.PHONY: demo test schema bench-ingest bench-sim bench-vault bench-exec clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench-sim: $(VENV)/.installed
 
 bench-vault: $(VENV)/.installed
 	$(BIN)/python bench/vault_grants.py --out bench/results/vault.json
+
+# ccxt (a test extra) provides the per-process throttler exbus's shared leases are compared with
+bench-exec: $(VENV)/.installed-test
+	$(BIN)/python bench/executor_throughput.py --out bench/results/executor.json
 
 clean:
 	rm -rf $(VENV) $(CF_VENV) .exbus .pytest_cache

@@ -36,7 +36,6 @@ PUBLISH_PER_S = 50.0
 """Commands are published over ~20 s, so the kills land while work is in flight."""
 KILL_EVERY_S = (2.0, 4.0)
 VENUE_LATENCY = '[[sim.faults]]\nkind = "latency"\nroute = "place"\nlatency_ms = 100\n'
-OUTCOMES = {"accepted", "partially_filled", "filled", "canceled", "expired", "rejected", "failed"}
 
 
 def ioc_order(i: int) -> PlaceOrder:
