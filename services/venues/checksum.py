@@ -129,7 +129,10 @@ def _kraken_digits(value: Decimal) -> str:
 
 
 def _kraken_level(price: Decimal, size: Decimal) -> str:
-    return _kraken_digits(price) + _kraken_digits(size)
+    p, q = str(price), str(size)
+    if "E" in p or "E" in q:
+        return _kraken_digits(price) + _kraken_digits(size)
+    return p.replace(".", "").lstrip("0") + q.replace(".", "").lstrip("0")
 
 
 def _kraken_combine(bids: list[str], asks: list[str]) -> int:
