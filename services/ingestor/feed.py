@@ -241,7 +241,10 @@ class Feed:
                 if "bbo" in channels:
                     actions.publish.append(e)
             elif cls is StreamSequence:
-                self._stream_sequence(c, e.sequence, ts_recv, actions)
+                if c.stream_sequence is not None and e.sequence == c.stream_sequence + 1:
+                    c.stream_sequence = e.sequence  # in order: the common case, without a call
+                else:
+                    self._stream_sequence(c, e.sequence, ts_recv, actions)
             elif cls is TradeBackfill:
                 if "trade" in channels:
                     self._backfill(e, ts_recv, actions)

@@ -93,16 +93,18 @@ _ticker = msgspec.json.Decoder(TickerEntry)
 _ZERO = Decimal(0)
 
 
+def _side_level(lv: BookLevel) -> tuple[bool, Level]:
+    """(a bid?, (price, size)); count 0 deletes the level: amount 1 a bid, -1 an ask."""
+    bid = lv.amount > 0
+    return bid, (lv.price, _ZERO if lv.count == 0 else lv.amount if bid else -lv.amount)
+
+
 def _split(levels: list[BookLevel]) -> tuple[list[Level], list[Level]]:
     bids: list[Level] = []
     asks: list[Level] = []
     for lv in levels:
-        if lv.count == 0:  # delete: amount 1 = bid, -1 = ask
-            (bids if lv.amount > 0 else asks).append((lv.price, _ZERO))
-        elif lv.amount > 0:
-            bids.append((lv.price, lv.amount))
-        else:
-            asks.append((lv.price, -lv.amount))
+        bid, level = _side_level(lv)
+        (bids if bid else asks).append(level)
     return bids, asks
 
 
@@ -166,8 +168,11 @@ class BitfinexWs(WsAdapter):
             return events  # "hb"
         if channel == "book":
             snapshot = head in (b"[[", b"[]")
-            levels = _book_snapshot.decode(body) if snapshot else [_book_level.decode(body)]
-            bids, asks = _split(levels)
+            if snapshot:
+                bids, asks = _split(_book_snapshot.decode(body))
+            else:
+                bid, level = _side_level(_book_level.decode(body))
+                bids, asks = ([level], []) if bid else ([], [level])
             events.append(BookUpdate(symbol=symbol, snapshot=snapshot, bids=bids, asks=asks,
                                      ts_event=ts_recv, ts_recv=ts_recv))
         elif channel == "trade":
