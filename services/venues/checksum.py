@@ -82,11 +82,14 @@ def _texts(levels: Sequence[PriceLevel], cache: _SideTexts, text: LevelText) -> 
         cache.levels.clear()
     out = list(map(cache.texts.get, ids))
     if None in out:
-        for i, t in enumerate(out):
-            if t is None:
-                level = levels[i]
-                out[i] = cache.texts[ids[i]] = text(level.price, level.size)
-                cache.levels[ids[i]] = level
+        i = out.index(None)
+        while True:  # the levels seen for the first time: usually one
+            level = levels[i]
+            out[i] = cache.texts[ids[i]] = text(level.price, level.size)
+            cache.levels[ids[i]] = level
+            if None not in out:
+                return out
+            i = out.index(None, i + 1)
     return out
 
 
