@@ -33,9 +33,12 @@ DURABLE = "executors"
 
 
 async def consumer(js: Any, settings: ExecutorSettings) -> Any:
-    """The shared durable pull subscription on ORDERS (created on first use)."""
+    """The shared durable pull subscription on ORDERS (created on first use). The server
+    redelivers without limit: after ``max_deliver`` deliveries the worker ends a command that
+    still cannot finish with a ``failed`` event, so a replica dying during a late delivery
+    never leaves a command without its outcome."""
     config = ConsumerConfig(durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                            ack_wait=settings.ack_wait_s, max_deliver=settings.max_deliver,
+                            ack_wait=settings.ack_wait_s, max_deliver=-1,
                             max_ack_pending=max(1000, settings.concurrency * 64), filter_subject=subjects.ORDERS_SUBMIT_ALL)
     return await js.pull_subscribe(subjects.ORDERS_SUBMIT_ALL, durable=DURABLE, stream=ORDERS, config=config)
 

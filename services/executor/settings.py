@@ -12,6 +12,7 @@ class ExecutorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     """Commands one replica works on at once."""
     ack_wait_s: float = 30.0
     max_deliver: int = 10
+    """Deliveries after which a command that still cannot finish ends in a ``failed`` event."""
     rate_limit_margin: float = 0.9
     """Share of each venue limit the fleet may use."""
     egress: str = "default"

@@ -54,11 +54,14 @@ class Envelope(msgspec.Struct):
 
 
 class Retry(Exception):
-    """Nothing was sent (lease not granted, fleet blocked): redeliver the command later."""
+    """Not finished yet (lease not granted, fleet blocked, outcome not known yet): redeliver
+    the command later. ``error`` is the code the command ends with if this was its last
+    delivery; None when another replica owns the command and will publish its outcome."""
 
-    def __init__(self, delay_s: float, reason: str) -> None:
+    def __init__(self, delay_s: float, reason: str, error: str | None = "internal") -> None:
         super().__init__(reason)
         self.delay_s = delay_s
+        self.error = error
 
 
 def event_for(command: PlaceOrder | CancelOrder, status: str, *, info: OrderInfo | None = None,
@@ -86,9 +89,9 @@ def final_refusal(cmd: PlaceOrder | CancelOrder, e: Exception) -> OrderEvent:
     """The outcome of a call the venue or exbus refused: a rejected event, or Retry when
     nothing was sent because of rate limits (the fleet waits, then the command is redelivered)."""
     if isinstance(e, RateLimited):
-        raise Retry(min(e.retry_after or 5.0, 60.0), f"rate limited: {e}") from None
+        raise Retry(min(e.retry_after or 5.0, 60.0), f"rate limited: {e}", "rate_limited") from None
     if isinstance(e, LeaseTimeout):
-        raise Retry(5.0, str(e)) from None
+        raise Retry(5.0, str(e), "rate_limited") from None
     if isinstance(e, CredentialsUnavailable):
         return event_for(cmd, "rejected", error="auth_error", reason=str(e))
     assert isinstance(e, VenueError)
@@ -137,11 +140,31 @@ class CommandWorker:
             await msg.ack_sync()
             self.processed += 1
         except Retry as r:
-            log.info("command deferred", command_id=command.command_id, reason=str(r), delay_s=r.delay_s)
-            METRICS.command(command.venue, "deferred")
-            await msg.nak(delay=r.delay_s)
+            delivery = getattr(msg.metadata, "num_delivered", 1)
+            if delivery < self.max_deliver:
+                log.info("command deferred", command_id=command.command_id, reason=str(r), delay_s=r.delay_s)
+                METRICS.command(command.venue, "deferred")
+                await msg.nak(delay=r.delay_s)
+            else:  # delivered max_deliver times already: end it here, never in silence
+                await self._give_up(command, r, delivery, received)
+                await msg.ack_sync()
         finally:
             heartbeat.cancel()
+
+    async def _give_up(self, command: PlaceOrder | CancelOrder, r: Retry, delivery: int, received: float) -> None:
+        """The last delivery could not finish: publish a ``failed`` event saying why. A place
+        that may have reached the venue ends ``outcome_unknown`` and stays tracked, so a live
+        order found later still reports its fills."""
+        if r.error is None:
+            log.warning("last delivery while another replica owns the command", command_id=command.command_id)
+            return
+        event = event_for(command, "failed", error=r.error,  # type: ignore[arg-type]
+                          reason=f"gave up after {delivery} deliveries: {r}")
+        log.warning("command given up", command_id=command.command_id, error=r.error, reason=str(r))
+        await self.publish(event)
+        METRICS.command(command.venue, event.status, received)
+        if isinstance(command, PlaceOrder):
+            await self._finish(command, event)
 
     async def _keep_alive(self, msg: Any, every_s: float = 5.0) -> None:
         while True:
@@ -207,7 +230,7 @@ class CommandWorker:
         record.phase = "sent"
         new_rev = await self.states.update(key, record, rev)
         if new_rev is None:
-            raise Retry(1.0, "order state changed under us; another replica is on it")
+            raise Retry(1.0, "order state changed under us; another replica is on it", error=None)
         return await self._send(cmd, record, delivery)
 
     async def _send(self, cmd: PlaceOrder, record: OrderRecord, delivery: int) -> OrderEvent:
@@ -257,9 +280,7 @@ class CommandWorker:
                 await asyncio.sleep(min(e.retry_after or 1.0, 5.0))
         if not_found == len(delays):
             return None
-        if delivery >= self.max_deliver:
-            raise Retry(30.0, "outcome still unknown")
-        raise Retry(2.0, "order status unavailable; retrying the query later")
+        raise Retry(2.0, "the venue would not tell the order's status", "outcome_unknown")
 
     def _outcome(self, cmd: PlaceOrder, info: OrderInfo | CancelAccepted) -> OrderEvent:
         assert isinstance(info, OrderInfo)
@@ -277,7 +298,8 @@ class CommandWorker:
             record.status = event.status
             record.venue_order_id = event.venue_order_id or record.venue_order_id
             record.filled_quantity = event.filled_quantity
-            record.tracking = event.status in ("accepted", "partially_filled")
+            # open orders, and orders that may exist at the venue (outcome unknown), stay tracked
+            record.tracking = event.status in ("accepted", "partially_filled") or event.error == "outcome_unknown"
             if await self.states.update(key, record, rev) is not None:
                 return
 

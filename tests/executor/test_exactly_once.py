@@ -5,6 +5,7 @@ the venue's own record of every order it accepted."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from decimal import Decimal
 
@@ -143,3 +144,25 @@ async def test_cancel_by_client_order_id(nats_url, bus, event_log, simulator) ->
     assert by["cancel-2"].status == "rejected" and by["cancel-2"].error == "order_not_found"
     (entry,) = [o for o in simulator.ledger_snapshot()["orders"] if o["client_order_id"] == place.client_order_id]
     assert entry["outcome"] in ("canceled", "CANCELED")
+
+
+async def test_a_command_that_cannot_finish_ends_failed_after_max_deliver_and_stays_tracked(nats_url, bus, event_log) -> None:
+    """The venue took the order but never answers a status query: after max_deliver
+    deliveries the command ends in one ``failed``/``outcome_unknown`` event (never in
+    silence), and the order stays tracked in case it lives at the venue."""
+    faults = [{"kind": "drop", "venue": "binance", "route": "place", "count": 1},
+              {"kind": "error_5xx", "venue": "binance", "route": "GET /api/v3/order", "count": 10**6}]
+    cmd = _order(1, "binance")
+    async with Simulator({"replay": False, "faults": faults}) as sim:
+        async with fleet(nats_url, sim, max_deliver=2, ack_wait_s=60):
+            await publish(bus.jetstream(), cmd)
+            events = await event_log.wait(lambda ev: any(e.command_id == cmd.command_id for e in ev), timeout=120)
+            await asyncio.sleep(1.0)  # no second outcome follows
+        ledger = sim.ledger_snapshot()
+    mine = [e for e in event_log.events if e.command_id == cmd.command_id]
+    assert [(e.status, e.error) for e in mine] == [("failed", "outcome_unknown")], mine
+    assert "gave up after 2 deliveries" in mine[0].reason
+    assert _per_client_id(ledger)[("binance", cmd.client_order_id)] == 1  # sent once, never re-sent blindly
+    record, _ = await OrderStates(await bus.jetstream().key_value(KV_ORDERS)).get(
+        order_key("binance", "demo", cmd.client_order_id))
+    assert record.phase == "done" and record.tracking
