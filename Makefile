@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test schema bench-ingest bench-sim bench-vault bench-exec clean
+.PHONY: demo test schema bench-ingest bench-sim bench-vault bench-exec bench-failover clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench-vault: $(VENV)/.installed
 # ccxt (a test extra) provides the per-process throttler exbus's shared leases are compared with
 bench-exec: $(VENV)/.installed-test
 	$(BIN)/python bench/executor_throughput.py --out bench/results/executor.json
+
+bench-failover: $(VENV)/.installed-test
+	$(BIN)/python bench/cluster_failover.py
 
 clean:
 	rm -rf $(VENV) $(CF_VENV) .exbus .pytest_cache
