@@ -368,8 +368,10 @@ class SymbolBook:
         except ValueError as e:
             self._lose_sync(f"invalid level: {e}", out)
             return False
-        if self.depth is not None:
-            evicted_bids, evicted_asks = book.truncate(self.depth)
+        # the book's own lists are read here (same module) to spare two calls per update
+        depth = self.depth
+        if depth is not None and (len(book._bid_px) > depth or len(book._ask_px) > depth):
+            evicted_bids, evicted_asks = book.truncate(depth)
             if evicted_bids:
                 bids += [PriceLevel(p, q) for p, q in evicted_bids]
             if evicted_asks:
@@ -380,7 +382,8 @@ class SymbolBook:
         if update.checksum is not None and not self._checksum_ok(update.checksum):
             self._lose_sync("checksum mismatch", out, checksum=True)
             return False
-        if book.crossed():
+        bid_px, ask_px = book._bid_px, book._ask_px
+        if bid_px and ask_px and bid_px[-1] >= ask_px[0]:  # OrderBook.crossed()
             self._lose_sync("crossed book", out)
             return False
         if publish and (bids or asks):

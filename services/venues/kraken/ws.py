@@ -112,16 +112,6 @@ _price_volume = attrgetter("price", "volume")
 _timestamp = attrgetter("timestamp")
 
 
-def _levels(entries: list[Level]) -> list[tuple[Decimal, Decimal]]:
-    return list(map(_price_volume, entries))
-
-
-def _latest_ns(*sides: list[Level]) -> int:
-    # Unix seconds with ten whole digits (2001-2286) sort as text in time order
-    latest = max([t for side in sides for t in map(_timestamp, side)], default="")
-    return seconds_to_ns(latest) if latest else 0
-
-
 class KrakenWs(WsAdapter):
     venue = "kraken"
     url = "wss://ws.kraken.com"
@@ -195,22 +185,21 @@ class KrakenWs(WsAdapter):
         return []  # heartbeat, pong
 
     def _book(self, payloads: list[BookPayload], symbol: str, ts_recv: int) -> BookUpdate:
-        if len(payloads) == 1 and (payloads[0].snapshot_asks or payloads[0].snapshot_bids):
-            p = payloads[0]
-            return BookUpdate(
-                symbol=symbol, snapshot=True, bids=_levels(p.snapshot_bids), asks=_levels(p.snapshot_asks),
-                ts_event=_latest_ns(p.snapshot_bids, p.snapshot_asks) or ts_recv, ts_recv=ts_recv,
-            )
-        # an update has one payload per side that changed ({"a": ...} and/or {"b": ...}); "c" on the last
-        if len(payloads) == 1:
-            asks, bids = payloads[0].a, payloads[0].b
+        p = payloads[0]
+        if len(payloads) > 1:
+            # an update has one payload per side that changed ({"a": ...} and/or {"b": ...}); "c" on the last
+            asks = [lvl for q in payloads for lvl in q.a]
+            bids = [lvl for q in payloads for lvl in q.b]
+            snapshot, crc = False, payloads[-1].c
+        elif p.snapshot_asks or p.snapshot_bids:
+            asks, bids, snapshot, crc = p.snapshot_asks, p.snapshot_bids, True, None
         else:
-            asks = [lvl for p in payloads for lvl in p.a]
-            bids = [lvl for p in payloads for lvl in p.b]
-        crc = payloads[-1].c
+            asks, bids, snapshot, crc = p.a, p.b, False, p.c
+        # Unix seconds with ten whole digits (2001-2286) sort as text in time order
+        stamps = [*map(_timestamp, bids), *map(_timestamp, asks)]
         return BookUpdate(
-            symbol=symbol, snapshot=False, bids=_levels(bids), asks=_levels(asks),
-            ts_event=_latest_ns(bids, asks) or ts_recv, ts_recv=ts_recv,
+            symbol=symbol, snapshot=snapshot, bids=list(map(_price_volume, bids)), asks=list(map(_price_volume, asks)),
+            ts_event=seconds_to_ns(max(stamps)) if stamps else ts_recv, ts_recv=ts_recv,
             checksum=int(crc) if crc is not None else None,
         )
 
