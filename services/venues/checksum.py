@@ -36,15 +36,16 @@ def crc32_signed(text: str) -> int:
 
 
 class _SideTexts:
-    __slots__ = ("texts", "levels", "version", "top_levels", "top")
+    __slots__ = ("texts", "levels", "version", "depth", "top_levels", "top")
 
     def __init__(self) -> None:
         self.texts: dict[int, str] = {}
         """id(level) -> the level's text."""
         self.levels: dict[int, PriceLevel] = {}
         """id(level) -> the level: holding it keeps that id from being reused."""
-        self.version: tuple[int, int] | None = None
-        """(side version, depth) when ``top_levels`` was read."""
+        self.version = -1
+        self.depth = 0
+        """The side's version and the depth when ``top_levels`` was read."""
         self.top_levels: list[PriceLevel] = []
         self.top: list[str] = []
         """Texts of ``top_levels``; a new list whenever they change, never mutated."""
@@ -53,12 +54,12 @@ class _SideTexts:
         """Texts of the side's best ``n`` levels; ``levels(n)`` is called only when the
         side changed since the last call (``version`` differs), and the same list is
         returned while those levels are the same objects (a change deeper in the book)."""
-        if self.version != (version, n):
+        if version != self.version or n != self.depth:
             top_levels = levels(n)
             if len(top_levels) != len(self.top_levels) or not all(map(is_, top_levels, self.top_levels)):
                 self.top = _texts(top_levels, self, text)
                 self.top_levels = top_levels
-            self.version = (version, n)
+            self.version, self.depth = version, n
         return self.top
 
 
@@ -112,7 +113,7 @@ class BookChecksum:
     def of_book(self, book: OrderBook, depth: int, cache: LevelTexts) -> int:
         """The checksum of an order book's best ``depth`` (at most ``self.depth``) levels,
         reusing the texts in ``cache`` (one per book) of the levels and sides it has seen."""
-        n = min(depth, self.depth)
+        n = depth if depth < self.depth else self.depth
         bids = cache.bids.current(book.bid_version, book.bid_levels, n, self.bid_text)
         asks = cache.asks.current(book.ask_version, book.ask_levels, n, self.ask_text)
         last = cache.last
