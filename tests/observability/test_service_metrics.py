@@ -133,6 +133,7 @@ async def test_ingestor_metrics_equal_what_a_replay_published(nats_url: str, sha
     ts, frame = recording.frames[i]
     recording.frames[i] = (ts, re.sub(r'"c":"\d+"', '"c":"1"', frame, count=1))
     nc = await nats.connect(nats_url)
+    INGESTOR.subscribed.discard("kraken")  # the catalog is per process: forget feeds earlier tests ran here
     async with Observability("ingestor", FREE_PORTS, ready=lambda: INGESTOR.feeds_subscribed(["kraken"])) as obs:
         await obs.register(nc)
         status, _, body = await get(f"{obs.url}/readyz")
