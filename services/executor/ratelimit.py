@@ -30,9 +30,11 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import weakref
 from typing import Awaitable, Callable, Mapping
 
 import msgspec
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from services.logs import get_logger
@@ -192,19 +194,11 @@ class RateLimiter:
             while (entry := await watcher.updates(timeout=10)) is not None:
                 self._apply_block(entry)
             self._watcher = watcher
-            self._watch = asyncio.create_task(self._watch_blocks(watcher))
+            self._watch = asyncio.create_task(_watch_blocks(weakref.ref(self), watcher))
 
     def _apply_block(self, entry) -> None:
         if entry.value:
             self._blocked(entry.key, msgspec.json.decode(entry.value, type=Block).until)
-
-    async def _watch_blocks(self, watcher) -> None:
-        try:
-            async for entry in watcher:
-                if entry is not None:
-                    self._apply_block(entry)
-        except Exception as e:  # the connection is gone: acquire falls back to reading the keys
-            log.warning("rate-limit block watcher stopped", error=repr(e))
 
     def known_block(self, venue: str, account: str) -> int:
         """ns until which this replica knows the venue is blocked (watcher, reads, own blocks)."""
@@ -381,6 +375,25 @@ class RateLimiter:
                     if piece is not None:
                         piece.known_tat = max(piece.known_tat, tat, floor_tat)
                     break
+
+
+async def _watch_blocks(limiter: "weakref.ref[RateLimiter]", watcher) -> None:
+    """Apply every block written to the bucket until the watcher stops or its limiter is gone
+    (the timeout keeps this task referenced by the loop and lets it notice)."""
+    try:
+        while (owner := limiter()) is not None:
+            del owner
+            try:
+                entry = await watcher.updates(timeout=1.0)
+            except NatsTimeout:
+                continue
+            if entry is watcher.STOP_ITER:
+                return
+            if entry is not None and (owner := limiter()) is not None:
+                owner._apply_block(entry)
+                del owner
+    except Exception as e:  # the connection is gone: acquire falls back to reading the keys
+        log.warning("rate-limit block watcher stopped", error=repr(e))
 
 
 def _used_units(limit: RateLimit, value: str) -> int | None:

@@ -44,8 +44,27 @@ def _conflict(e: Exception) -> bool:
 class OrderStates:
     """Compare-and-swap access to KV ``orders``."""
 
+    REMEMBERED = 4096
+    """Own writes kept for ``latest`` (the commands in flight need only a few)."""
+
     def __init__(self, kv) -> None:
         self.kv = kv
+        self._written: dict[str, tuple[bytes, int]] = {}
+
+    def _remember(self, key: str, data: bytes, revision: int) -> None:
+        self._written.pop(key, None)
+        self._written[key] = (data, revision)
+        if len(self._written) > self.REMEMBERED:
+            del self._written[next(iter(self._written))]
+
+    async def latest(self, key: str) -> tuple[OrderRecord | None, int | None]:
+        """The record as this replica last wrote it, without a round trip when it did (read
+        once: the entry is forgotten), else ``get``. Another writer since makes the caller's
+        compare-and-swap fail, never lets it overwrite."""
+        written = self._written.pop(key, None)
+        if written is None:
+            return await self.get(key)
+        return msgspec.json.decode(written[0], type=OrderRecord), written[1]
 
     async def get(self, key: str) -> tuple[OrderRecord | None, int | None]:
         try:
@@ -59,8 +78,10 @@ class OrderStates:
     async def claim(self, key: str, record: OrderRecord) -> tuple[OrderRecord, int, bool]:
         """Create the record unless it exists. Returns (record, revision, created)."""
         record.ts = time.time_ns()
+        data = msgspec.json.encode(record)
         try:
-            rev = await self.kv.create(key, msgspec.json.encode(record))
+            rev = await self.kv.create(key, data)
+            self._remember(key, data, rev)
             return record, rev, True
         except Exception as e:
             if not _conflict(e):
@@ -72,12 +93,15 @@ class OrderStates:
     async def update(self, key: str, record: OrderRecord, revision: int) -> int | None:
         """Write ``record`` if nobody wrote since ``revision``; new revision, or None on conflict."""
         record.ts = time.time_ns()
+        data = msgspec.json.encode(record)
         try:
-            return await self.kv.update(key, msgspec.json.encode(record), last=revision)
+            rev = await self.kv.update(key, data, last=revision)
         except Exception as e:
             if _conflict(e):
                 return None
             raise
+        self._remember(key, data, rev)
+        return rev
 
     async def tracked(self) -> list[tuple[str, OrderRecord, int]]:
         """Every record whose order is still open at the venue.

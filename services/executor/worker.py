@@ -290,8 +290,9 @@ class CommandWorker:
 
     async def _finish(self, cmd: PlaceOrder, event: OrderEvent) -> None:
         key = order_key(cmd.venue, cmd.account, cmd.client_order_id)
-        for _ in range(5):
-            record, rev = await self.states.get(key)
+        for attempt in range(5):
+            # first the record as this replica wrote it ('sent'): a stale revision only fails the update
+            record, rev = await (self.states.get(key) if attempt else self.states.latest(key))
             if record is None or rev is None or record.command_id != cmd.command_id:
                 return  # a rejected duplicate: the record belongs to the first command
             record.phase = "done"
