@@ -205,12 +205,18 @@ class CommandWorker:
     # --- place ------------------------------------------------------------------------------------
     async def _place(self, cmd: PlaceOrder, delivery: int) -> OrderEvent | None:
         key = order_key(cmd.venue, cmd.account, cmd.client_order_id)
-        record, rev, created = await self.states.claim(key, OrderRecord(command_id=cmd.command_id, phase="claimed", symbol=cmd.symbol))
+        # a command that passes exbus's own checks is claimed already marked 'sent': one
+        # compare-and-swap claims the client order id and records the send before the request
+        ready = await self._ready_to_send(cmd)
+        record, rev, created = await self.states.claim(key, OrderRecord(
+            command_id=cmd.command_id, phase="sent" if ready else "claimed", symbol=cmd.symbol))
         if not created and record.command_id != cmd.command_id:
             return event_for(cmd, "rejected", error="duplicate_order",
                              reason=f"client order id already used by command {record.command_id}")
         if record.phase == "done":
             return None  # the outcome was published before a crash; nothing left but the ack
+        if created and ready:
+            return await self._send(cmd, record, delivery)
         try:
             adapter = self.gateway.adapter(cmd.venue)
         except ValueError as e:
@@ -232,6 +238,16 @@ class CommandWorker:
         if new_rev is None:
             raise Retry(1.0, "order state changed under us; another replica is on it", error=None)
         return await self._send(cmd, record, delivery)
+
+    async def _ready_to_send(self, cmd: PlaceOrder) -> bool:
+        """The venue has an adapter and the order passes the market rules and the venue's
+        order shapes (a command that does not is claimed, then rejected below)."""
+        try:
+            adapter = self.gateway.adapter(cmd.venue)
+            adapter.params_for("place_order", cmd, 0)
+        except ValueError:
+            return False
+        return await self._check_rules(cmd) is None
 
     async def _send(self, cmd: PlaceOrder, record: OrderRecord, delivery: int) -> OrderEvent:
         for attempt in range(self.send_attempts):
