@@ -69,6 +69,8 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: Any = None
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level.upper(), stream=stream, format="%(levelname)s %(name)s %(message)s")
+    for chatty in ("websockets", "aiohttp.access"):  # per-connection lines: exbus logs what matters itself
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
 
 
 def get_logger(name: str, **bound: Any) -> Any:

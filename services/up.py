@@ -39,6 +39,8 @@ SIM_MARKETS: dict[str, list[str]] = {
     "upbit": ["WAVES-KRW", "LAMB-KRW", "ARK-BTC", "XTZ-BTC"],
 }
 """Markets the simulator replays from ../shared/data/recorded."""
+SIM_CHANNELS: dict[str, list[str]] = {"upbit": ["trade", "book", "bbo"]}
+"""Channels the simulator can serve where not all (its Upbit replay has no ticker stream)."""
 
 
 def point_at_simulator(config: Config, sim: Any) -> None:
@@ -55,6 +57,8 @@ def point_at_simulator(config: Config, sim: Any) -> None:
         feed = config.ingestor.venues.get(venue)
         if feed is None:
             feed = config.ingestor.venues[venue] = FeedSettings(symbols=SIM_MARKETS[venue])
+            if venue in SIM_CHANNELS:
+                feed.channels = list(SIM_CHANNELS[venue])
         feed.url, feed.rest_url = ws_url, rest_url
 
 
