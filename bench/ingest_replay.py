@@ -1,22 +1,39 @@
 """Ingestor benchmark on the recorded traffic of ../shared/data/recorded.
 
-Per venue:
+Per venue (``venues.<venue>`` of the results JSON):
 - ``parse_normalize``: frames/s and messages/s through the sans-IO feed (parse, book
-  checks, normalized objects), in one process, no sockets; ``with_encoding`` adds the
-  JSON encoding of every normalized message;
+  checks, normalized objects), in one process, no sockets; ``parse_normalize_with_encoding``
+  adds the JSON encoding of every normalized message (and gives ``mean_message_bytes``);
 - ``bare_decode``: frames/s of ``msgspec.json.decode`` alone on the same frames;
-- ``cryptofeed``: the same frames through cryptofeed 2.4.1's message handler (run in
-  ``.venv-cryptofeed`` by bench/cryptofeed_handler.py when that virtualenv exists) and
-  the ratio exbus/cryptofeed;
-- ``live_path``: the whole path (loopback WebSocket replay -> transport -> feed ->
-  publish to a real nats-server -> a subscriber on ``md.<venue>.>``): frames/s and
-  messages/s delivered to the subscriber (first to last delivery) and latency frame
-  received -> subscriber (p50/p99, wall clock, ``ts_recv`` to delivery);
-- ``bus_ceiling``: bare nats-py publish -> subscribe messages/s of same-sized messages;
-- ``memory_per_book``: bytes held by one synced book (tracemalloc), with its level count;
-- ``peak_rss_mb`` of the run; ``--soak SECONDS`` replays in a loop and samples RSS.
+- ``cryptofeed``: the same frames through cryptofeed 2.4.1's message handler (run in its
+  own virtualenv by bench/cryptofeed_handler.py) and ``exbus_over_cryptofeed``;
+- ``live_path``: three processes, as in production: the replay server
+  (services/ingestor/replay.py, WebSocket + HTTP, the recording served again to every new
+  connection) -> this process, which runs only the ingestor (reconnecting at once when a
+  pass of the recording ends) and publishes to a real nats-server -> a subscriber process
+  on ``md.<venue>.>`` that decodes ``ts_recv`` of every message. Rates are counted at the
+  subscriber over its busy time: the sum over connections of first to last delivery
+  between the ``connected`` and ``disconnected`` statuses (reconnect, handshake and
+  subscribe of each pass left out; ``wall_messages_per_s`` keeps them in). Latency is
+  frame receipt (``ts_recv``) -> subscriber wall clock, p50/p99. Also the CPU seconds of
+  each process, gaps/resyncs, and the load average when it started;
+- ``bus_ceiling``: the same two-process shape without the ingestor: this process
+  publishes messages of the venue's mean encoded size (a ``ts_recv`` stamp, padded) as
+  fast as the subscriber process takes them (a window of unacknowledged messages keeps
+  the subscriber from being cut off as a slow consumer), rate over first to last delivery;
+- ``end_to_end_over_bus_ceiling``: live_path messages/s over bus_ceiling messages/s;
+- ``memory_per_book``: bytes held by one synced book (tracemalloc), with its level count.
 
-    .venv/bin/python bench/ingest_replay.py [--rounds N] [--soak SECONDS] [--out bench/results/ingest_replay.json]
+Top level: ``load_average`` (1/5/15 min at start and end: the machine may be shared),
+``peak_rss_mb`` of this process before the soak, and with ``--soak SECONDS`` a ``soak``:
+one ingestor with every venue, each against its own replay server process, for that long,
+RSS of this process sampled every few seconds (first/last/min/max, second-half min/max).
+
+    .venv/bin/python bench/ingest_replay.py [--rounds N] [--live-seconds S] [--soak SECONDS] [--out FILE]
+
+The replay server and the subscriber are this file run with ``--role server`` /
+``--role subscriber``: each prints one JSON line when ready and one with its counts once
+its stdin closes.
 """
 
 from __future__ import annotations
@@ -34,8 +51,11 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from array import array
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
+from typing import Callable
 
 import msgspec
 
@@ -48,7 +68,9 @@ from services.bus.embedded import EmbeddedNats  # noqa: E402
 from services.config import NatsSettings  # noqa: E402
 from services.ingestor.feed import Feed  # noqa: E402
 from services.ingestor.recording import to_ns  # noqa: E402
-from services.ingestor.replay import Recording, load_recording, run_replay  # noqa: E402
+from services.ingestor.replay import Recording, ReplayServer, load_recording, replay_spec  # noqa: E402
+from services.ingestor.service import Ingestor  # noqa: E402
+from services.ingestor.snapshots import RateBudget  # noqa: E402
 from services.venues.wsbase import BookUpdate, ws_adapter  # noqa: E402
 
 RECORDED = ROOT.parent / "shared" / "data" / "recorded"
@@ -141,95 +163,257 @@ def bare_decode(recording: Recording, rounds: int) -> dict:
     return {"frames_per_s": round(best)}
 
 
-async def bus_ceiling(nats_url: str, size: int, count: int = 200_000) -> dict:
-    """Bare nats-py publish -> subscribe of ``count`` messages of ``size`` bytes."""
-    pub = await connect(NatsSettings(), url=nats_url, name="bench-bus-pub")
-    sub = await connect(NatsSettings(), url=nats_url, name="bench-bus-sub")
-    done = asyncio.Event()
-    received = 0
-    first = last = 0.0
-
-    async def on_msg(_msg: object) -> None:
-        nonlocal received, first, last
-        received += 1
-        if received == 1:
-            first = time.perf_counter()
-        if received == count:
-            last = time.perf_counter()
-            done.set()
-
-    await sub.subscribe("bench.bus.>", cb=on_msg, pending_msgs_limit=count + 1, pending_bytes_limit=-1)
-    await sub.flush()
-    payload = b"x" * size
-    t0 = time.perf_counter()
-    for i in range(count):
-        await pub.publish("bench.bus.x", payload)
-        if i % 5000 == 0:
-            await asyncio.sleep(0)
-    await pub.flush()
-    await asyncio.wait_for(done.wait(), 120)
-    await pub.drain()
-    await sub.drain()
-    return {"message_bytes": size, "messages": count, "messages_per_s": round(count / (last - t0)),
-            "subscriber_only_messages_per_s": round(count / (last - first)) if last > first else None}
+PROGRESS_EVERY = 1000
+"""The bus-ceiling subscriber reports its count every this many messages."""
+QUIET_S = 0.3
+"""A subscriber told to stop reports once nothing arrived for this long."""
 
 
 class Stamp(msgspec.Struct):
+    """What the subscriber reads of every message: its receipt time, or a status's state."""
+
     ts_recv: int = 0
+    state: str = ""
+    reason: str = ""
 
 
-async def live_path(recording: Recording, nats_url: str, rounds: int) -> dict:
-    nc = await connect(NatsSettings(), url=nats_url, name="bench-ingest")
-    subscriber = await connect(NatsSettings(), url=nats_url, name="bench-ingest-subscriber")
-    stamp = msgspec.json.Decoder(Stamp)
-    delivered: list[tuple[float, int]] = []  # (perf_counter at delivery, wall ns delivery - ts_recv)
+def quantiles_us(samples: array) -> dict:
+    """p50/p99/max of nanosecond samples, in microseconds."""
+    if not samples:
+        return {"p50": None, "p99": None, "max": None, "samples": 0}
+    ordered = sorted(samples)
+    at = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 1)  # noqa: E731
+    return {"p50": at(0.50), "p99": at(0.99), "max": round(ordered[-1] / 1000, 1), "samples": len(ordered)}
 
-    async def on_md(msg: object) -> None:
+
+def own_usage() -> dict:
+    """CPU seconds and peak RSS of this process."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_seconds": round(r.ru_utime + r.ru_stime, 3), "peak_rss_mb": round(r.ru_maxrss / 1024, 1)}
+
+
+async def stdin_closed() -> None:
+    """Return once the parent closes our stdin (or exits)."""
+    await asyncio.to_thread(sys.stdin.buffer.read)
+
+
+async def role_server(venue: str) -> None:
+    """Serve ``venue``'s recording (WebSocket + HTTP) to every connection until stdin closes."""
+    recording = load_recording([RECORDED / f for f in SESSIONS[venue]])
+    async with ReplayServer(recording, repeat=True) as server:
+        print(json.dumps({"ws_url": server.ws_url, "http_url": server.http_url}), flush=True)
+        await stdin_closed()
+    print(json.dumps({"frames_sent": server.frames_sent, "http_requests": server.http_requests, **own_usage()}),
+          flush=True)
+
+
+async def role_subscriber(nats_url: str, subject: str, progress: str | None, latency: bool) -> None:
+    """Count market data on ``subject`` until stdin closes, then print counts, busy time and latency.
+
+    Busy time: deliveries are split into segments at every ``connected`` / ``disconnected``
+    status; each segment counts from its first to its last data message."""
+    nc = await connect(NatsSettings(), url=nats_url, name="bench-subscriber")
+    decode = msgspec.json.Decoder(Stamp).decode
+    latencies = array("q")
+    statuses: Counter[str] = Counter()
+    gap_reasons: Counter[str] = Counter()
+    c = {"messages": 0, "in_segments": 0, "segments": 0, "busy_ns": 0, "first_ns": 0, "last_ns": 0}
+    segment = {"first": 0, "last": 0, "count": 0}
+
+    def close_segment() -> None:
+        if segment["count"]:
+            c["segments"] += 1
+            c["in_segments"] += segment["count"]
+            c["busy_ns"] += segment["last"] - segment["first"]
+        segment["count"] = 0
+
+    async def on_msg(msg: object) -> None:
         now = time.time_ns()
-        ts_recv = stamp.decode(msg.data).ts_recv  # type: ignore[attr-defined]
-        delivered.append((time.perf_counter(), now - ts_recv if ts_recv else -1))
+        stamp = decode(msg.data)  # type: ignore[attr-defined]
+        if stamp.state:
+            statuses[stamp.state] += 1
+            if stamp.state == "gap":
+                gap_reasons[stamp.reason.split(":")[0]] += 1
+            if stamp.state in ("connected", "disconnected"):
+                close_segment()
+            return
+        if not segment["count"]:
+            segment["first"] = now
+        segment["last"] = now
+        segment["count"] += 1
+        n = c["messages"] = c["messages"] + 1
+        if n == 1:
+            c["first_ns"] = now
+        c["last_ns"] = now
+        if latency and stamp.ts_recv:
+            latencies.append(now - stamp.ts_recv)
+        if progress and n % PROGRESS_EVERY == 0:
+            await nc.publish(progress, str(n).encode())
 
-    await subscriber.subscribe(f"md.{recording.venue}.>", cb=on_md, pending_msgs_limit=10**7, pending_bytes_limit=-1)
-    await subscriber.flush()
-    latencies: list[int] = []
-    messages = 0
-    elapsed = 0.0
-    busy = 0.0  # first to last delivery of each round
-    frames = 0
-    snapshots_from = "rest adapter"
-    try:
-        import services.venues as venues  # noqa: F401
-
-        if not hasattr(venues, "rest_adapter"):
-            raise ImportError
-    except ImportError:
-        snapshots_from = "recorded file"
-    for _ in range(rounds):
-        source = RecordedSnapshots(recorded_snapshots(recording)) if snapshots_from == "recorded file" else None
-        t0 = time.perf_counter()
-        delivered.clear()
-        summary, ingestor = await run_replay(nc, recording, measure_latency=True, snapshots=source)
-        await nc.flush()
-        await subscriber.flush()
-        elapsed += time.perf_counter() - t0
-        messages += len(delivered)
-        frames += summary["frames"]
-        if len(delivered) > 1:
-            busy += delivered[-1][0] - delivered[0][0]
-        latencies += [lat for _, lat in delivered if lat >= 0]
+    sub = await nc.subscribe(subject, cb=on_msg, pending_msgs_limit=10**8, pending_bytes_limit=-1)
+    await nc.flush()
+    print(json.dumps({"ready": True}), flush=True)
+    await stdin_closed()
+    await nc.flush()
+    while sub.pending_msgs or time.time_ns() - max(c["last_ns"], 1) < QUIET_S * 1e9 and c["messages"]:
+        await asyncio.sleep(0.05)
+    close_segment()
     await nc.drain()
-    await subscriber.drain()
-    latencies.sort()
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0] * 99
-    return {"frames": frames, "messages_delivered": messages,
-            "frames_per_s": round(frames / busy) if busy else None,
-            "messages_per_s": round(messages / busy) if busy else None,
-            "wall_seconds_with_setup": round(elapsed, 4),
-            "note": "rates over first-to-last delivery at the subscriber; wall_seconds_with_setup includes "
-                    "server start-up, connect and REST snapshots paced by the venue's budget",
-            "latency_to_subscriber_us": {"p50": round(q[49] / 1000, 1), "p99": round(q[98] / 1000, 1),
-                                         "samples": len(latencies)},
-            "book_snapshots_from": snapshots_from, "summary": summary}
+    busy = c["busy_ns"] / 1e9
+    print(json.dumps({
+        "messages": c["messages"], "statuses": dict(statuses), "gap_reasons": dict(gap_reasons), "segments": c["segments"],
+        "messages_in_segments": c["in_segments"], "busy_seconds": round(busy, 4),
+        "messages_per_s": round(c["in_segments"] / busy) if busy else None,
+        "first_to_last_seconds": round((c["last_ns"] - c["first_ns"]) / 1e9, 4),
+        "latency_to_subscriber_us": quantiles_us(latencies), **own_usage(),
+    }), flush=True)
+
+
+class Role:
+    """This file run as another process (``--role ...``): ``info`` is its first JSON line,
+    ``finish()`` closes its stdin and returns its last one."""
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+        self.proc: asyncio.subprocess.Process | None = None
+        self.info: dict = {}
+
+    async def __aenter__(self) -> "Role":
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__).resolve()), "--role", *self.args,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(ROOT))
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 60)  # type: ignore[union-attr]
+        if not line:
+            raise RuntimeError(f"bench role {self.args} exited before it was ready")
+        self.info = json.loads(line)
+        return self
+
+    async def finish(self) -> dict:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.close()
+        out, _ = await asyncio.wait_for(self.proc.communicate(), 120)
+        lines = out.decode().strip().splitlines()
+        if self.proc.returncode != 0 or not lines:
+            raise RuntimeError(f"bench role {self.args} failed (exit {self.proc.returncode})")
+        return json.loads(lines[-1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+def stamped_payloads(size: int) -> Callable[[int], bytes]:
+    """``payload(ts_recv_ns)``: a JSON object of ``size`` bytes (at least the stamp) with that ``ts_recv``."""
+    pad = b"x" * max(0, size - len(b'{"ts_recv":1234567890123456789,"pad":""}'))
+    return lambda ts: b'{"ts_recv":%d,"pad":"%s"}' % (ts, pad)
+
+
+async def bus_ceiling(nats_url: str, size: int, seconds: float) -> dict:
+    """Bare nats-py publish (this process) -> subscribe (another process) of ``size``-byte
+    messages for ``seconds``, at the rate the subscriber takes them."""
+    window = max(4 * PROGRESS_EVERY, (1 << 20) // max(1, size))
+    async with Role("subscriber", "--nats", nats_url, "--subject", "bench.bus.>", "--progress", "bench.progress") as sub:
+        pub = await connect(NatsSettings(), url=nats_url, name="bench-bus-pub")
+        acked = 0
+        progressed = asyncio.Event()
+
+        async def on_progress(msg: object) -> None:
+            nonlocal acked
+            acked = int(msg.data)  # type: ignore[attr-defined]
+            progressed.set()
+
+        await pub.subscribe("bench.progress", cb=on_progress)
+        await pub.flush()
+        payload = stamped_payloads(size)
+        publish, clock, now_ns = pub.publish, time.perf_counter, time.time_ns
+        sent, stalls = 0, 0
+        cpu0, t0 = time.process_time(), clock()
+        deadline = t0 + seconds
+        while clock() < deadline:
+            if sent - acked >= window:
+                progressed.clear()
+                stalls += 1
+                await asyncio.wait_for(progressed.wait(), 30)
+                continue
+            await publish("bench.bus.x", payload(now_ns()))
+            sent += 1
+            if sent % 500 == 0:
+                await asyncio.sleep(0)  # let the progress callback run
+        await pub.flush()
+        publisher_cpu = time.process_time() - cpu0
+        await pub.drain()
+        got = await sub.finish()
+    return {"message_bytes": len(payload(now_ns())), "seconds": seconds, "sent": sent, "messages": got["messages"],
+            "messages_per_s": got["messages_per_s"], "latency_to_subscriber_us": got["latency_to_subscriber_us"],
+            "window_messages": window, "window_full_waits": stalls,
+            "publisher_cpu_seconds": round(publisher_cpu, 3), "subscriber_cpu_seconds": got["cpu_seconds"],
+            "note": "messages_per_s over the subscriber's first to last delivery; its latency is mostly the "
+                    "window of messages in flight (a saturating publisher queues), not the bus's own delay"}
+
+
+def unpaced(ingestor: Ingestor) -> Ingestor:
+    """Lift the venues' REST snapshot pacing (Binance: 2/s): the replay answers from the
+    recording on loopback, and every pass starts books afresh, so pacing would measure
+    the venue's start-up budget instead of the ingestor's throughput."""
+    for venue in ingestor.budgets:
+        ingestor.budgets[venue] = RateBudget(1e9, burst=1e9)
+    return ingestor
+
+
+def replay_ingestor(nc: object, specs: list, stop: asyncio.Event) -> Ingestor:
+    """The ingestor as ``exbus ingest`` runs it, reconnecting at once when a replay pass ends."""
+    return unpaced(Ingestor(nc, specs, stop, reconnect=True, backoff=(0.0, 0.0), snapshot_attempts=3))
+
+
+async def live_path(recording: Recording, nats_url: str, seconds: float) -> dict:
+    """Replay server process -> ingestor (this process) -> nats-server -> subscriber process,
+    for ``seconds`` of reconnecting passes over the recording."""
+    venue = recording.venue
+    async with Role("server", "--venue", venue) as server, \
+            Role("subscriber", "--nats", nats_url, "--subject", f"md.{venue}.>") as sub:
+        nc = await connect(NatsSettings(), url=nats_url, name="bench-ingest")
+        stop = asyncio.Event()
+        ingestor = replay_ingestor(nc, [replay_spec(recording, server.info["ws_url"], server.info["http_url"])], stop)
+        load = os.getloadavg()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        run = asyncio.create_task(ingestor.run())
+        await asyncio.sleep(seconds)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        stop.set()
+        stats = (await run)[venue]
+        await nc.drain()
+        got = await sub.finish()
+        served = await server.finish()
+    published = ingestor.published(venue)
+    connections = sum(c.connects for c in ingestor.connections[venue])
+    data = got["messages"]
+    busy_rate = got["messages_per_s"]
+    return {
+        "seconds": round(wall, 3), "connections": connections,
+        "frames": stats.frames, "frames_sent_by_server": served["frames_sent"],
+        "published": published, "messages_delivered": data, "statuses_delivered": got["statuses"],
+        "frames_per_s": round(busy_rate * stats.frames / data) if busy_rate and data else None,
+        "messages_per_s": busy_rate,
+        "wall_messages_per_s": round(data / got["first_to_last_seconds"]) if got["first_to_last_seconds"] else None,
+        "busy_seconds": got["busy_seconds"], "segments": got["segments"],
+        "latency_to_subscriber_us": got["latency_to_subscriber_us"],
+        "gaps": stats.gaps, "resyncs": stats.resyncs, "checksum_failures": stats.checksum_failures,
+        "parse_errors": stats.parse_errors, "gap_reasons": got["gap_reasons"],
+        "gaps_beyond_reconnects": sum(n for reason, n in got["gap_reasons"].items() if reason != "disconnected"),
+        "ingestor_cpu_seconds": round(cpu, 3), "ingestor_cpu_share": round(cpu / wall, 3),
+        "messages_per_ingestor_cpu_second": round(data / cpu) if cpu else None,
+        "subscriber_cpu_seconds": got["cpu_seconds"], "server_cpu_seconds": served["cpu_seconds"],
+        "load_average_at_start": [round(x, 2) for x in load],
+        "note": "messages_per_s: delivered data messages / the subscriber's busy time (per connection, first to "
+                "last delivery between connected/disconnected statuses; each pass of the recording is one "
+                "connection, the replay server serving it again to each new one); frames_per_s: the same rate "
+                "times frames/messages of the run; wall_messages_per_s: over first to last delivery of the run, "
+                "reconnects included. REST snapshots come over HTTP from the replay process, unpaced. Every "
+                "reconnect invalidates each synced book (a gap with reason 'disconnected', then a resync); "
+                "gaps_beyond_reconnects counts gaps for any other reason (sequence, checksum, crossed). "
+                "ingestor_cpu_share: CPU seconds of the ingestor process over the measured seconds.",
+    }
 
 
 def memory_per_book(recording: Recording) -> dict:
@@ -270,43 +454,67 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-async def soak(nats_url: str, seconds: float) -> dict:
-    """Replay every recording in a loop for ``seconds``, sampling RSS once per pass."""
-    recordings = [load_recording([RECORDED / f for f in files]) for files in SESSIONS.values()]
-    nc = await connect(NatsSettings(), url=nats_url, name="bench-soak")
-    samples: list[tuple[float, float]] = []
-    t0 = time.monotonic()
-    passes = 0
-    while time.monotonic() - t0 < seconds:
-        for recording in recordings:
-            await run_replay(nc, recording)
-        passes += 1
-        gc.collect()
-        samples.append((round(time.monotonic() - t0, 1), round(rss_mb(), 1)))
-    await nc.drain()
-    half = samples[len(samples) // 2:] or samples
-    return {"seconds": seconds, "passes": passes, "rss_mb_first_pass": samples[0][1],
-            "rss_mb_second_half_min": min(r for _, r in half), "rss_mb_second_half_max": max(r for _, r in half),
-            "rss_mb_last": samples[-1][1], "samples": samples[:: max(1, len(samples) // 30)]}
+async def soak(nats_url: str, seconds: float, sample_every_s: float = 5.0) -> dict:
+    """One ingestor with every venue, each against its replay server process, reconnecting
+    at every pass, for ``seconds``; RSS of this process (only the ingestor runs in it)
+    sampled every ``sample_every_s``."""
+    recordings = {v: load_recording([RECORDED / f for f in files]) for v, files in SESSIONS.items()}
+    servers = [Role("server", "--venue", v) for v in recordings]
+    subscriber = Role("subscriber", "--nats", nats_url, "--subject", "md.>", "--no-latency")
+    for role in [*servers, subscriber]:
+        await role.__aenter__()
+    try:
+        nc = await connect(NatsSettings(), url=nats_url, name="bench-soak")
+        specs = [replay_spec(r, s.info["ws_url"], s.info["http_url"]) for r, s in zip(recordings.values(), servers)]
+        stop = asyncio.Event()
+        ingestor = replay_ingestor(nc, specs, stop)
+        rss_before = round(rss_mb(), 1)
+        samples: list[tuple[float, float]] = []
+        t0 = time.monotonic()
+        run = asyncio.create_task(ingestor.run())
+        while time.monotonic() - t0 < seconds:
+            await asyncio.sleep(sample_every_s)
+            samples.append((round(time.monotonic() - t0, 1), round(rss_mb(), 1)))
+        stop.set()
+        stats = await run
+        await nc.drain()
+        got = await subscriber.finish()
+        for s in servers:
+            await s.finish()
+    finally:
+        for role in [*servers, subscriber]:
+            await role.__aexit__()
+    rss = [r for _, r in samples]
+    half = rss[len(rss) // 2:]
+    return {
+        "seconds": seconds, "sample_every_s": sample_every_s, "load_average_at_end": list(os.getloadavg()),
+        "connections": {v: sum(c.connects for c in ingestor.connections[v]) for v in recordings},
+        "frames": {v: s.frames for v, s in stats.items()},
+        "gaps": {v: s.gaps for v, s in stats.items()}, "parse_errors": {v: s.parse_errors for v, s in stats.items()},
+        "messages_delivered": got["messages"], "gap_reasons": got["gap_reasons"],
+        "rss_mb_before": rss_before, "rss_mb_first": rss[0], "rss_mb_last": rss[-1],
+        "rss_mb_min": min(rss), "rss_mb_max": max(rss),
+        "rss_mb_second_half_min": min(half), "rss_mb_second_half_max": max(half),
+        "samples": samples[:: max(1, len(samples) // 40)],
+    }
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--live-rounds", type=int, default=3)
-    parser.add_argument("--cryptofeed-python", type=Path, default=ROOT / ".venv-cryptofeed" / "bin" / "python")
-    parser.add_argument("--soak", type=float, default=0, help="also replay in a loop this many seconds, sampling RSS")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "ingest_replay.json"))
-    args = parser.parse_args()
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+async def main(args: argparse.Namespace) -> None:
     results: dict = {
         "benchmark": "ingest_replay", "python": platform.python_version(), "machine": platform.machine(),
-        "cpus": __import__("os").cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source": "../shared/data/recorded (cryptofeed sample_data)", "venues": {},
+        "cpus": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "python bench/ingest_replay.py " + " ".join(sys.argv[1:]),
+        "source": "../shared/data/recorded (cryptofeed sample_data)",
+        "load_average": {"start": load_average()}, "venues": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
         async with EmbeddedNats(Path(tmp) / "nats") as server:
             cryptofeed = cryptofeed_rates(args.cryptofeed_python, min(args.rounds, 5))
-            results["cryptofeed"] = {k: v for k, v in cryptofeed.items() if k != "venues"} or "not run: no .venv-cryptofeed"
+            results["cryptofeed"] = {k: v for k, v in cryptofeed.items() if k != "venues"} or "not run: no cryptofeed virtualenv"
             for venue, files in SESSIONS.items():
                 recording = load_recording([RECORDED / f for f in files])
                 pn = parse_normalize(recording, args.rounds)
@@ -316,8 +524,8 @@ async def main() -> None:
                     "parse_normalize": pn,
                     "parse_normalize_with_encoding": with_encoding,
                     "bare_decode": bare_decode(recording, args.rounds),
-                    "live_path": await live_path(recording, server.url, args.live_rounds),
-                    "bus_ceiling": await bus_ceiling(server.url, with_encoding["mean_message_bytes"]),
+                    "live_path": await live_path(recording, server.url, args.live_seconds),
+                    "bus_ceiling": await bus_ceiling(server.url, with_encoding["mean_message_bytes"], args.live_seconds),
                     "memory_per_book": memory_per_book(recording),
                 }
                 cf = cryptofeed.get("venues", {}).get(venue)
@@ -329,10 +537,12 @@ async def main() -> None:
                 row["end_to_end_over_bus_ceiling"] = round(live / ceiling, 3) if live and ceiling else None
                 results["venues"][venue] = row
                 print(venue, json.dumps(row), flush=True)
+            results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
             if args.soak:
                 results["soak"] = await soak(server.url, args.soak)
                 print("soak", json.dumps(results["soak"]), flush=True)
-    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    results["load_average"]["end"] = load_average()
+    results["peak_rss_mb_with_soak"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print_table(results)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
@@ -350,11 +560,38 @@ def print_table(results: dict) -> None:
             r.get("exbus_over_cryptofeed", "-"), r["bare_decode"]["frames_per_s"], r["live_path"]["frames_per_s"],
             r["live_path"]["messages_per_s"], r["bus_ceiling"]["messages_per_s"], r["end_to_end_over_bus_ceiling"],
             lat["p50"], lat["p99"])))
-    print(f"peak RSS {results['peak_rss_mb']} MiB")
+    print(f"peak RSS {results['peak_rss_mb']} MiB (load average {results['load_average']})")
+    if "soak" in results:
+        s = results["soak"]
+        print(f"soak {s['seconds']} s: RSS first {s['rss_mb_first']} last {s['rss_mb_last']} "
+              f"min {s['rss_mb_min']} max {s['rss_mb_max']} MiB")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--live-seconds", type=float, default=5.0,
+                        help="length of each venue's live path and bus ceiling measurement")
+    parser.add_argument("--cryptofeed-python", type=Path, default=ROOT / ".venv-cryptofeed" / "bin" / "python")
+    parser.add_argument("--soak", type=float, default=0, help="also run every venue in a loop this many seconds, sampling RSS")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "ingest_replay.json"))
+    parser.add_argument("--role", choices=("server", "subscriber"), help=argparse.SUPPRESS)
+    parser.add_argument("--venue", help=argparse.SUPPRESS)
+    parser.add_argument("--nats", help=argparse.SUPPRESS)
+    parser.add_argument("--subject", help=argparse.SUPPRESS)
+    parser.add_argument("--progress", help=argparse.SUPPRESS)
+    parser.add_argument("--no-latency", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args()
 
 
 if __name__ == "__main__":
-    import logging
+    from services.logs import configure_logging
 
-    logging.disable(logging.WARNING)
-    asyncio.run(main())
+    configure_logging("error", stream=sys.stderr)  # the replay's reconnects and 404 backfills are expected
+    arguments = parse_args()
+    if arguments.role == "server":
+        asyncio.run(role_server(arguments.venue))
+    elif arguments.role == "subscriber":
+        asyncio.run(role_subscriber(arguments.nats, arguments.subject, arguments.progress, not arguments.no_latency))
+    else:
+        asyncio.run(main(arguments))

@@ -173,7 +173,26 @@ class ReplayServer:
         return web.Response(body=response.body.encode(), content_type="application/json")
 
 
+def replay_spec(
+    recording: Recording, ws_url: str, http_url: str,
+    symbols: Sequence[str] | None = None, channels: Sequence[str] | None = None,
+) -> Any:
+    """The ingestor's FeedSpec for ``recording`` served at ``ws_url`` / ``http_url``: the
+    recorded symbols and channels unless named, on one connection as recorded."""
+    from services.ingestor.service import FeedSpec
+    from services.venues.wsbase import ws_adapter
 
+    adapter = ws_adapter(recording.venue)()
+    recorded = adapter.recorded_subscriptions(recording.url, recording.sent)
+    symbols = list(symbols or sorted({s.symbol for s in recorded}))
+    channels = list(channels or sorted({s.channel for s in recorded}))
+    if not symbols or not channels:
+        raise ValueError(f"{recording.venue}: name --symbols and --channels (the recording does not say)")
+    return FeedSpec(
+        venue=recording.venue, symbols=symbols, channels=channels, url=ws_url, rest_url=http_url,
+        max_streams_per_connection=10**6,  # one connection, as the recording has
+        prepare=lambda a: a.recorded_subscriptions(recording.url, recording.sent),
+    )
 
 
 async def run_replay(
@@ -191,22 +210,12 @@ async def run_replay(
     count only). ``snapshots`` replaces the REST snapshot source (default: the venue's
     REST adapter against the replay's HTTP server). Returns the summary line and the
     ingestor (stats, latencies)."""
-    from services.ingestor.service import FeedSpec, Ingestor
-    from services.venues.wsbase import ws_adapter
+    from services.ingestor.service import Ingestor
 
-    adapter = ws_adapter(recording.venue)()
-    recorded = adapter.recorded_subscriptions(recording.url, recording.sent)
-    symbols = list(symbols or sorted({s.symbol for s in recorded}))
-    channels = list(channels or sorted({s.channel for s in recorded}))
-    if not symbols or not channels:
-        raise ValueError(f"{recording.venue}: name --symbols and --channels (the recording does not say)")
+    spec = replay_spec(recording, "", "", symbols, channels)  # checks the symbols and channels before serving
     stop = stop or asyncio.Event()
     async with ReplayServer(recording, speed=speed) as server:
-        spec = FeedSpec(
-            venue=recording.venue, symbols=symbols, channels=channels, url=server.ws_url, rest_url=server.http_url,
-            max_streams_per_connection=10**6,  # one connection, as the recording has
-            prepare=lambda a: a.recorded_subscriptions(recording.url, recording.sent),
-        )
+        spec.url, spec.rest_url = server.ws_url, server.http_url
         ingestor = Ingestor(nc, [spec], stop, reconnect=False, snapshot_attempts=3, measure_latency=measure_latency,
                             snapshots=snapshots)
         stats = (await ingestor.run())[recording.venue]
@@ -217,4 +226,6 @@ async def run_replay(
         "gaps": stats.gaps, "resyncs": stats.resyncs, "checksum_failures": stats.checksum_failures,
     }
     return summary, ingestor
-__all__ = ["Recording", "ReplayServer", "load_recording", "run_replay", "venue_of"]
+
+
+__all__ = ["Recording", "ReplayServer", "load_recording", "replay_spec", "run_replay", "venue_of"]
