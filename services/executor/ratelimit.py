@@ -131,7 +131,7 @@ class RateLimiter:
         self._slices: dict[str, _Slice] = {}
         self._blocks: dict[str, int] = {}
         self._watch_started = asyncio.Lock()
-        self._watch: asyncio.Task[None] | None = None
+        self._watch: asyncio.Future[None] | None = None
         self._watcher = None
 
     def _key(self, venue: str, limit: RateLimit, account: str) -> str:
@@ -190,9 +190,15 @@ class RateLimiter:
         async with self._watch_started:
             if self._watch is not None:
                 return
-            watcher = await self.kv.watch(BLOCK_KEYS)
-            while (entry := await watcher.updates(timeout=10)) is not None:
-                self._apply_block(entry)
+            try:
+                watcher = await self.kv.watch(BLOCK_KEYS)
+                while (entry := await watcher.updates(timeout=10)) is not None:
+                    self._apply_block(entry)
+            except Exception as e:  # not allowed or not answered: read the block keys per lease instead
+                log.warning("rate-limit blocks not watchable, reading them per lease", error=repr(e))
+                self._watch = asyncio.get_running_loop().create_future()
+                self._watch.set_result(None)
+                return
             self._watcher = watcher
             self._watch = asyncio.create_task(_watch_blocks(weakref.ref(self), watcher))
 
