@@ -10,6 +10,9 @@ so every command is one venue call and one outcome event, with nothing left to t
    backlog of N commands (first publish -> last outcome event), latency command ->
    outcome event (event ``ts`` minus publish time) p50/p99 under that backlog and at a
    fixed offered rate.
+   ``scaling_with_venue_latency``: the same with every order answered after
+   ``--venue-latency-ms`` (a real venue's round trip): replicas then wait on the venue, not
+   on this machine's two cores, and their in-flight capacity adds up.
 2. ``overhead``: one replica, one command at a time: p50 command -> outcome minus p50 of
    the same signed POST /api/v3/order sent straight to the simulator.
 3. ``fleet_vs_ccxt``: the venue's real order limit (100 per 10 s per account), 4 processes
@@ -325,6 +328,18 @@ async def main(args: argparse.Namespace) -> dict:
             scaling.append(await on_fresh_bus(workdir, lambda bench, url, n=n: scaling_run(
                 n, args.orders, args.paced_rate, args.paced_seconds, bench=bench, workdir=workdir, nats_url=url, sim=sim)))
             print(f"  {n} replica(s): {scaling[-1]['commands_per_s']} commands/s", file=sys.stderr)
+    slow_venue = (f"[sim]\nreplay = false\n[[sim.faults]]\nkind = \"latency\"\nvenue = \"binance\"\nroute = \"place\"\n"
+                  f"latency_ms = {args.venue_latency_ms}\n" + LIFTED_SIM_LIMITS)
+    slow_scaling = []
+    if args.venue_latency_ms:
+        async with SimProcess(workdir / "sim-slow", slow_venue) as slow_sim:
+            for n in (1, 2, 4):
+                slow_scaling.append(await on_fresh_bus(workdir, lambda bench, url, n=n: scaling_run(
+                    n, args.orders, args.paced_rate, args.paced_seconds, bench=bench, workdir=workdir, nats_url=url,
+                    sim=slow_sim)))
+                print(f"  {n} replica(s), venue {args.venue_latency_ms} ms: {slow_scaling[-1]['commands_per_s']} "
+                      f"commands/s", file=sys.stderr)
+    async with SimProcess(workdir / "sim", "[sim]\nreplay = false\n" + LIFTED_SIM_LIMITS) as sim:
         overhead = await on_fresh_bus(workdir, lambda bench, url: overhead_run(
             args.serial, bench=bench, workdir=workdir, nats_url=url, sim=sim))
         overhead["leases"] = await on_fresh_bus(workdir, lambda bench, url: lease_run(url, args.serial))
@@ -334,7 +349,9 @@ async def main(args: argparse.Namespace) -> dict:
     return {"benchmark": "executor_throughput", "python": platform.python_version(), "machine": platform.machine(),
             "cpus": os.cpu_count(), "load_average_at_start": load, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "orders": "Binance NKN-USDT IOC limit buys under the book (outcome: expired)",
-            "scaling": scaling, "overhead": overhead,
+            "scaling": scaling,
+            "scaling_with_venue_latency": {"venue_latency_ms": args.venue_latency_ms, "runs": slow_scaling},
+            "overhead": overhead,
             "fleet_vs_ccxt": {"seconds": args.limit_seconds, "ccxt": ccxt, "exbus": fleet}}
 
 
@@ -344,6 +361,10 @@ def table(result: dict) -> str:
         rows.append(f"{r['replicas']:>8}  {r['commands_per_s']:>10}  {r['backlog_latency_ms']['p50']:>8} / "
                     f"{r['backlog_latency_ms']['p99']:<8}  ({r['paced']['offered_per_s']:.0f}) "
                     f"{r['paced']['latency_ms']['p50']} / {r['paced']['latency_ms']['p99']}")
+    slow = result.get("scaling_with_venue_latency", {})
+    if slow.get("runs"):
+        rows.append(f"with {slow['venue_latency_ms']} ms venue latency: " + ", ".join(
+            f"{r['replicas']} -> {r['commands_per_s']}/s" for r in slow["runs"]))
     o = result["overhead"]
     rows.append(f"overhead: command->outcome p50 {o['command_to_outcome_ms']['p50']} ms - venue request p50 "
                 f"{o['venue_request_ms']['p50']} ms = {o['overhead_p50_ms']} ms per command")
@@ -366,6 +387,7 @@ def cli() -> int:
     p.add_argument("--paced-seconds", type=float, default=5.0)
     p.add_argument("--serial", type=int, default=200, help="commands of the one-at-a-time overhead run")
     p.add_argument("--limit-seconds", type=float, default=25.0, help="duration of each fleet-vs-ccxt run")
+    p.add_argument("--venue-latency-ms", type=int, default=100, help="order latency of the second scaling run (0: skip)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "executor.json"))
     p.add_argument("--ccxt-worker", metavar="URL", help=argparse.SUPPRESS)
     p.add_argument("--seconds", type=float, default=20.0, help=argparse.SUPPRESS)
