@@ -71,6 +71,7 @@ from services.ingestor.recording import to_ns  # noqa: E402
 from services.ingestor.replay import Recording, ReplayServer, load_recording, replay_spec  # noqa: E402
 from services.ingestor.service import Ingestor  # noqa: E402
 from services.ingestor.snapshots import RateBudget  # noqa: E402
+from services.ingestor.transport import Backoff  # noqa: E402
 from services.venues.wsbase import BookUpdate, ws_adapter  # noqa: E402
 
 RECORDED = ROOT.parent / "shared" / "data" / "recorded"
@@ -361,9 +362,20 @@ def unpaced(ingestor: Ingestor) -> Ingestor:
     return ingestor
 
 
+class Immediately(Backoff):
+    """No delay before any reconnect: a replay pass ends by design, not by a fault."""
+
+    def next(self) -> float:
+        return 0.0
+
+
 def replay_ingestor(nc: object, specs: list, stop: asyncio.Event) -> Ingestor:
     """The ingestor as ``exbus ingest`` runs it, reconnecting at once when a replay pass ends."""
-    return unpaced(Ingestor(nc, specs, stop, reconnect=True, backoff=(0.0, 0.0), snapshot_attempts=3))
+    ingestor = unpaced(Ingestor(nc, specs, stop, reconnect=True, snapshot_attempts=3))
+    for connections in ingestor.connections.values():
+        for c in connections:
+            c.backoff = Immediately()
+    return ingestor
 
 
 async def live_path(recording: Recording, nats_url: str, seconds: float) -> dict:
@@ -472,7 +484,7 @@ async def soak(nats_url: str, seconds: float, sample_every_s: float = 5.0) -> di
         samples: list[tuple[float, float]] = []
         t0 = time.monotonic()
         run = asyncio.create_task(ingestor.run())
-        while time.monotonic() - t0 < seconds:
+        while time.monotonic() - t0 < seconds and not run.done():  # a failed ingestor ends the soak
             await asyncio.sleep(sample_every_s)
             samples.append((round(time.monotonic() - t0, 1), round(rss_mb(), 1)))
         stop.set()
