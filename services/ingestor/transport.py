@@ -46,7 +46,7 @@ class Backoff:
         self.attempt = 0
 
     def next(self) -> float:
-        d = min(self.maximum_s, self.initial_s * (2 ** self.attempt))
+        d = min(self.maximum_s, self.initial_s * (2 ** min(self.attempt, 62)))  # a venue may flap for days
         self.attempt += 1
         return d / 2 + self.rng() * d / 2
 
@@ -85,6 +85,7 @@ class WsConnection:
         self.keepalive = adapter.keepalive
         self.send_interval_s = adapter.subscribe_interval_s
         self.stale_after_s = stale_after_s or adapter.stale_after_s
+        self._last_frame = time.monotonic()
         self.outbox: asyncio.Queue[str | bytes] = asyncio.Queue()
         self.reopen = asyncio.Event()
         self.connects = 0
@@ -124,7 +125,9 @@ class WsConnection:
         if self.tap:
             self.tap.connect(url)
         await self.handle(self.feed.on_connected(self.index), 0)
+        self._last_frame = time.monotonic()
         tasks = [asyncio.create_task(self._read(ws)), asyncio.create_task(self._write(ws, url)),
+                 asyncio.create_task(self._watchdog(ws)),
                  asyncio.create_task(self.stop.wait()), asyncio.create_task(self.reopen.wait())]
         if self.keepalive.message is not None:
             tasks.append(asyncio.create_task(self._keepalive(ws)))
@@ -146,18 +149,27 @@ class WsConnection:
     async def _read(self, ws: ClientConnection) -> None:
         feed, index, handle, tap = self.feed, self.index, self.handle, self.tap
         while True:
-            try:
-                data = await asyncio.wait_for(ws.recv(), self.stale_after_s)
-            except TimeoutError:
-                await handle(feed.on_stale(index, self.stale_after_s), 0)
-                pong = await ws.ping()  # quiet market or dead link? a dead link does not answer
-                await asyncio.wait_for(pong, PONG_TIMEOUT_S)
-                continue
+            data = await ws.recv()
             t_perf = time.perf_counter_ns()
+            self._last_frame = time.monotonic()
             ts_recv = time.time_ns()
             if tap:
                 tap.received(data, ts_recv)
             await handle(feed.on_frame(index, data, ts_recv), t_perf)
+
+    async def _watchdog(self, ws: ClientConnection) -> None:
+        """No frame for ``stale_after_s``: report the feed stale, then ping; a link that does
+        not answer ends the session (raises). A timer beside the reader, not a timeout
+        around every receive, which costs more than the frame's parse on a busy feed."""
+        quiet_s = self.stale_after_s
+        while True:
+            await asyncio.sleep(max(0.0, self._last_frame + quiet_s - time.monotonic()))
+            if time.monotonic() - self._last_frame < quiet_s:
+                continue  # a frame came meanwhile
+            await self.handle(self.feed.on_stale(self.index, quiet_s), 0)
+            pong = await ws.ping()  # quiet market or dead link? a dead link does not answer
+            await asyncio.wait_for(pong, PONG_TIMEOUT_S)
+            self._last_frame = time.monotonic()  # alive but quiet: next report after another interval
 
     async def _write(self, ws: ClientConnection, url: str) -> None:
         while True:

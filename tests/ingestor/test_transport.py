@@ -14,3 +14,10 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half():
     assert lows == [h / 2 for h in highs]
     high.reset()
     assert high.next() == 0.5
+
+
+def test_backoff_keeps_working_after_days_of_a_flapping_venue():
+    # 2 ** 1024 overflowed a float once: the ingestor stopped after ~1,000 failed reconnects
+    backoff = Backoff(0.5, 30.0, rng=lambda: 1.0)
+    delays = [backoff.next() for _ in range(5000)]
+    assert delays[-1] == 30.0 and max(delays) == 30.0
