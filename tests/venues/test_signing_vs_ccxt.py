@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from schemas.vault import Credentials
 from services.venues import rest_adapter
+from services.venues.bitfinex.rest import INTEGER_FIELDS as BITFINEX_INTEGER_FIELDS
 
 keys = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=12)
 values = st.text("abcdefghijklmnopqrstuvwxyz0123456789.-_", min_size=1, max_size=16)
@@ -68,8 +69,14 @@ def test_okx(params, time_ms) -> None:
     assert ours_post.headers["OK-ACCESS-SIGN"] == ref_post["headers"]["OK-ACCESS-SIGN"]
 
 
+# exbus writes Bitfinex's id/flag/limit fields as JSON integers, as its docs type them (ccxt
+# sends whatever it is given); those names are compared in test_rest_bitfinex.py instead
+bitfinex_params = st.dictionaries(keys.filter(lambda k: k not in BITFINEX_INTEGER_FIELDS), values,
+                                  max_size=6).map(lambda d: list(d.items()))
+
+
 @settings(max_examples=60)
-@given(param_lists, st.integers(min_value=1, max_value=2**52))
+@given(bitfinex_params, st.integers(min_value=1, max_value=2**52))
 def test_bitfinex(params, nonce) -> None:
     ex = ccxt.bitfinex({"apiKey": "KEY", "secret": "SECRETKEY"})
     ex.nonce = lambda: nonce
