@@ -163,6 +163,17 @@ class RestAdapter:
     def parse_response(self, op: str, status: int, headers: dict[str, str], body: bytes,
                        args: Any = None) -> Any:
         """A schemas object (or list/dict of them) for a success, a VenueError otherwise."""
+        payload = self.reply_payload(op, status, headers, body)
+        if isinstance(payload, VenueError):
+            return payload
+        try:
+            return getattr(self, f"parse_{op}")(payload, args)
+        except (KeyError, TypeError, ValueError, IndexError, msgspec.ValidationError) as e:
+            return self.undecodable(op, status, body, reason=f"{type(e).__name__}: {e}")
+
+    def reply_payload(self, op: str, status: int, headers: dict[str, str], body: bytes) -> Any:
+        """The decoded JSON of a reply (exact Decimals), or the VenueError it maps to by the
+        HTTP status and the venue's own error codes."""
         headers = {k.lower(): v for k, v in headers.items()}
         try:
             # JSON numbers become exact Decimals from their text, never floats
@@ -178,10 +189,7 @@ class RestAdapter:
             err.venue = err.venue or self.venue
             err.status = status
             return err
-        try:
-            return getattr(self, f"parse_{op}")(payload, args)
-        except (KeyError, TypeError, ValueError, IndexError, msgspec.ValidationError) as e:
-            return self.undecodable(op, status, body, reason=f"{type(e).__name__}: {e}")
+        return payload
 
     def undecodable(self, op: str, status: int, body: bytes, reason: str = "not JSON") -> VenueError:
         """A 2xx reply exbus cannot read: for place/cancel the outcome is unknown."""

@@ -135,19 +135,7 @@ class PrivateStream:
     def rest_result(self, op: str, status: int, headers: dict[str, str], body: bytes) -> Any:
         """The decoded JSON of a 2xx answer to one of the stream's REST calls, else the
         VenueError the venue's REST adapter maps it to."""
-        headers = {k.lower(): v for k, v in headers.items()}
-        try:
-            payload = _json.decode(body) if body else None
-        except msgspec.DecodeError:
-            payload = None
-            if status < 400:
-                return self.rest.undecodable(op, status, body)
-        if status < 400:
-            return payload
-        err = self.rest.error(status, headers, payload, op) or self.rest.http_error(op, status, headers, body)
-        err.venue = err.venue or self.venue
-        err.status = status
-        return err
+        return self.rest.reply_payload(op, status, headers, body)
 
 
 def stream_url_for(rest: RestAdapter, default: str) -> str:
