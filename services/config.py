@@ -132,18 +132,31 @@ def config_path(explicit: str | None = None, env: Mapping[str, str] | None = Non
     return default if default.exists() else None
 
 
+class ConfigFileError(ConfigError):
+    """The config file cannot be read as TOML; ``problem`` says why, without the path."""
+
+    def __init__(self, file: Path, problem: str) -> None:
+        super().__init__(f"config file {file}: {problem}")
+        self.problem = problem
+
+
+def read_tables(file: Path | None) -> dict[str, Any]:
+    """The TOML tables of ``file`` ({} when there is none); raises ConfigFileError."""
+    if file is None:
+        return {}
+    try:
+        return tomllib.loads(file.read_text())
+    except FileNotFoundError:
+        raise ConfigFileError(file, "file does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigFileError(file, f"not valid TOML: {e}") from None
+
+
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Load defaults <- TOML file <- environment; raises ConfigError naming the bad key."""
     env = os.environ if env is None else env
     file = config_path(str(path) if path else None, env)
-    raw: dict[str, Any] = {}
-    if file is not None:
-        try:
-            raw = tomllib.loads(file.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {file} does not exist") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{file}: {e}") from None
+    raw = read_tables(file)
     _env_overrides(raw, env)
     try:
         return msgspec.convert(raw, Config, strict=False)

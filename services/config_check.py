@@ -19,7 +19,6 @@ import fnmatch
 import os
 import re
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from decimal import Decimal
@@ -31,7 +30,7 @@ from msgspec import inspect as mi
 
 from schemas.common import VENUES
 from schemas.market import CHANNELS
-from services.config import Config, _env_overrides, config_path
+from services.config import Config, ConfigFileError, _env_overrides, config_path, read_tables
 from services.simulator.config import SimConfig
 
 SYMBOL = re.compile(r"^[A-Z0-9]{1,16}-[A-Z0-9]{1,16}$")
@@ -351,14 +350,10 @@ def check_file(path: str | Path | None, env: Mapping[str, str] | None = None) ->
     with the environment's overrides; returns the file and every issue."""
     env = os.environ if env is None else env
     file = config_path(str(path) if path else None, env)
-    raw: dict[str, Any] = {}
-    if file is not None:
-        try:
-            raw = tomllib.loads(file.read_text())
-        except FileNotFoundError:
-            return file, [ConfigIssue("", "file does not exist")]
-        except tomllib.TOMLDecodeError as e:
-            return file, [ConfigIssue("", f"not valid TOML: {e}")]
+    try:
+        raw = read_tables(file)
+    except ConfigFileError as e:
+        return file, [ConfigIssue("", e.problem)]
     layer, env_keys = _env_layer(env)
     for section, table in layer.items():
         if isinstance(raw.get(section), dict):
