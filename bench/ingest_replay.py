@@ -6,7 +6,10 @@ Per venue (``venues.<venue>`` of the results JSON):
   adds the JSON encoding of every normalized message (and gives ``mean_message_bytes``);
 - ``bare_decode``: frames/s of ``msgspec.json.decode`` alone on the same frames;
 - ``cryptofeed``: the same frames through cryptofeed 2.4.1's message handler (run in its
-  own virtualenv by bench/cryptofeed_handler.py) and ``exbus_over_cryptofeed``;
+  own virtualenv by bench/cryptofeed_handler.py), with its default (book checksums not
+  checked) and with ``checksum_validation`` on (``cryptofeed.checksum_validation``): exbus
+  always checks them, so ``exbus_over_cryptofeed_checksum_validation`` is the like-for-like
+  ratio on venues that send checksums (Kraken, OKX), ``exbus_over_cryptofeed`` the other;
 - ``live_path``: three processes, as in production: the replay server
   (services/ingestor/replay.py, WebSocket + HTTP, the recording served again to every new
   connection) -> this process, which runs only the ingestor (reconnecting at once when a
@@ -525,7 +528,7 @@ async def main(args: argparse.Namespace) -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         async with EmbeddedNats(Path(tmp) / "nats") as server:
-            cryptofeed = cryptofeed_rates(args.cryptofeed_python, min(args.rounds, 5))
+            cryptofeed = cryptofeed_rates(args.cryptofeed_python, args.rounds)
             results["cryptofeed"] = {k: v for k, v in cryptofeed.items() if k != "venues"} or "not run: no cryptofeed virtualenv"
             for venue, files in SESSIONS.items():
                 recording = load_recording([RECORDED / f for f in files])
@@ -545,6 +548,9 @@ async def main(args: argparse.Namespace) -> None:
                     row["cryptofeed"] = cf
                     if cf.get("frames_per_s"):
                         row["exbus_over_cryptofeed"] = round(pn["frames_per_s"] / cf["frames_per_s"], 2)
+                    checked = cf.get("checksum_validation", {}).get("frames_per_s")
+                    if checked:
+                        row["exbus_over_cryptofeed_checksum_validation"] = round(pn["frames_per_s"] / checked, 2)
                 live, ceiling = row["live_path"]["messages_per_s"], row["bus_ceiling"]["messages_per_s"]
                 row["end_to_end_over_bus_ceiling"] = round(live / ceiling, 3) if live and ceiling else None
                 results["venues"][venue] = row
@@ -562,14 +568,16 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def print_table(results: dict) -> None:
-    cols = ("venue", "parse f/s", "cryptofeed f/s", "x", "decode f/s", "e2e f/s", "e2e msg/s", "bus msg/s",
+    cols = ("venue", "parse f/s", "cryptofeed f/s", "x", "cf checksums f/s", "x", "decode f/s", "e2e f/s", "e2e msg/s", "bus msg/s",
             "e2e/bus", "p50 us", "p99 us")
     print(" | ".join(cols))
     for venue, r in results["venues"].items():
         lat = r["live_path"]["latency_to_subscriber_us"]
         print(" | ".join(str(x) for x in (
             venue, r["parse_normalize"]["frames_per_s"], r.get("cryptofeed", {}).get("frames_per_s", "-"),
-            r.get("exbus_over_cryptofeed", "-"), r["bare_decode"]["frames_per_s"], r["live_path"]["frames_per_s"],
+            r.get("exbus_over_cryptofeed", "-"),
+            r.get("cryptofeed", {}).get("checksum_validation", {}).get("frames_per_s", "-"),
+            r.get("exbus_over_cryptofeed_checksum_validation", "-"), r["bare_decode"]["frames_per_s"], r["live_path"]["frames_per_s"],
             r["live_path"]["messages_per_s"], r["bus_ceiling"]["messages_per_s"], r["end_to_end_over_bus_ceiling"],
             lat["p50"], lat["p99"])))
     print(f"peak RSS {results['peak_rss_mb']} MiB (load average {results['load_average']})")
