@@ -85,7 +85,7 @@ MAX_BATCH_BYTES = 256 * 1024
 class Publisher:
     """Publishes market data on core NATS, in batches.
 
-    ``publish`` encodes the messages and queues them; a writer task hands a batch to the
+    ``publish`` (synchronous) encodes the messages and queues them; a writer task hands a batch to the
     client once the feeds paused for ``LINGER_TURNS`` loop turns (or ``MAX_LINGER_S``, or
     ``MAX_BATCH_BYTES``), so nats-py sends it in one socket write instead of one per frame,
     in order and without waiting for acknowledgements. A client error while writing is
@@ -95,38 +95,42 @@ class Publisher:
     def __init__(self, nc: Any) -> None:
         self.nc = nc
         self.published: Counter[tuple[str, str]] = Counter()
-        self._subjects: dict[tuple[str, str, str], str] = {}
+        self._routes: dict[tuple[type, str, str | None], tuple[str, tuple[str, str], Any]] = {}
         self._batch: list[tuple[str, bytes]] = []
         self._batch_bytes = 0
         self._writer: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
 
-    def subject(self, message: Published) -> tuple[str, str]:
-        if isinstance(message, FeedStatus):
-            return subjects.md_status(message.venue), "status"
-        channel = CHANNEL_OF_MESSAGE[type(message)]
-        key = (message.venue, channel, message.symbol)
-        subject = self._subjects.get(key)
-        if subject is None:
-            subject = self._subjects[key] = subjects.md(*key)
-        return subject, channel
+    def _route(self, message: Published) -> tuple[str, tuple[str, str], Any]:
+        """Where a message goes and what counts it: (subject, (venue, channel), its
+        ``exbus_md_messages_total`` series), cached per message type, venue and symbol."""
+        key = (type(message), message.venue, message.symbol)
+        route = self._routes.get(key)
+        if route is None:
+            if isinstance(message, FeedStatus):
+                subject, channel = subjects.md_status(message.venue), "status"
+            else:
+                channel = CHANNEL_OF_MESSAGE[type(message)]
+                subject = subjects.md(message.venue, channel, message.symbol)
+            route = self._routes[key] = (subject, (message.venue, channel), METRICS.messages.labels(message.venue, channel))
+        return route
 
-    async def publish(self, messages: Iterable[Published]) -> None:
+    def publish(self, messages: Iterable[Published]) -> None:
+        """Encode and queue ``messages`` (in order) and count them; raises the error of a
+        failed earlier write once."""
         if self._error is not None:
             error, self._error = self._error, None
             raise error
-        published, subject_of = self.published, self.subject
-        if self.nc is None:
-            for m in messages:
-                published[(m.venue, subject_of(m)[1])] += 1
-            return
+        published, routes, route_of = self.published, self._routes, self._route
         batch, size = self._batch, 0
         for m in messages:
-            subject, channel = subject_of(m)
-            payload = encode(m)
-            batch.append((subject, payload))
-            size += len(payload)
-            published[(m.venue, channel)] += 1
+            subject, counted, series = routes.get((type(m), m.venue, m.symbol)) or route_of(m)
+            published[counted] += 1
+            series.inc()
+            if self.nc is not None:
+                payload = encode(m)
+                batch.append((subject, payload))
+                size += len(payload)
         self._batch_bytes += size
         if self._writer is None and batch:
             self._writer = asyncio.get_running_loop().create_task(self._write())
@@ -228,16 +232,17 @@ class Ingestor:
             await self.rest.close()
         return self.stats
 
-    def _handler(self, venue: str) -> Callable[[Actions, int], Any]:
-        async def handle(actions: Actions, t_perf: int) -> None:
-            await self.apply(venue, actions, t_perf)
+    def _handler(self, venue: str) -> Callable[[Actions, int], None]:
+        def handle(actions: Actions, t_perf: int) -> None:
+            self.apply(venue, actions, t_perf)
 
         return handle
 
-    async def apply(self, venue: str, actions: Actions, t_perf: int = 0) -> None:
-        """Carry out a feed's actions: publish, send, fetch snapshots, reconnect, log."""
+    def apply(self, venue: str, actions: Actions, t_perf: int = 0) -> None:
+        """Carry out a feed's actions: publish, send, fetch snapshots, reconnect, log.
+        Queues only (never waits), so the transport calls it straight from its read loop."""
         if actions.publish:
-            await self.publisher.publish(actions.publish)
+            self.publisher.publish(actions.publish)
             if t_perf and self.latencies_ns is not None:
                 self.latencies_ns.append(time.perf_counter_ns() - t_perf)
             METRICS.observe(venue, self.feeds[venue], actions.publish)
@@ -274,7 +279,7 @@ class Ingestor:
                 log.warning("book snapshot failed", venue=venue, symbol=symbol, attempt=attempt, error=str(e))
                 if self.snapshot_attempts is not None and attempt >= self.snapshot_attempts:
                     self._fetches.pop((venue, symbol), None)
-                    await self.apply(venue, feed.on_snapshot_failed(symbol, str(e)))
+                    self.apply(venue, feed.on_snapshot_failed(symbol, str(e)))
                     return
                 try:
                     await asyncio.wait_for(self.stop.wait(), backoff.next())
@@ -282,7 +287,7 @@ class Ingestor:
                     pass
                 continue
             self._fetches.pop((venue, symbol), None)  # a new gap may ask again while we apply
-            await self.apply(venue, feed.on_snapshot(symbol, snapshot))
+            self.apply(venue, feed.on_snapshot(symbol, snapshot))
             return
 
 
@@ -300,7 +305,7 @@ class Ingestor:
         except Exception as e:  # the trades_missed status already stands; nothing else to undo
             log.warning("trade backfill failed", venue=venue, symbol=symbol, error=str(e))
             return
-        await self.apply(venue, feed.on_trades_backfill(symbol, since_ns, until_ns, trades))
+        self.apply(venue, feed.on_trades_backfill(symbol, since_ns, until_ns, trades))
 
 
 async def run_ingestor(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Awaitable, Callable, Protocol
+from typing import Callable, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -54,9 +54,11 @@ class Backoff:
         self.attempt = 0
 
 
-Handle = Callable[[Actions, int], Awaitable[None]]
+Handle = Callable[[Actions, int], None]
 """``handle(actions, t_recv_perf_ns)``: carry out a feed's actions (t = perf_counter_ns at
-frame receipt, for latency; 0 for actions not caused by a frame)."""
+frame receipt, for latency; 0 for actions not caused by a frame). Synchronous: it only
+queues (messages to publish, to send, fetches to start), so a frame is handled without
+a coroutine hop; it raises when the bus client failed."""
 
 
 class WsConnection:
@@ -98,7 +100,7 @@ class WsConnection:
         while not self.stop.is_set():
             reason = await self._session()
             final = not self.reconnect_enabled or self.stop.is_set()
-            await self.handle(self.feed.on_disconnected(self.index, reason, final=final), 0)
+            self.handle(self.feed.on_disconnected(self.index, reason, final=final), 0)
             if not self.reconnect_enabled or self.stop.is_set():
                 return
             delay = self.backoff.next()
@@ -124,7 +126,7 @@ class WsConnection:
         self.connects += 1
         if self.tap:
             self.tap.connect(url)
-        await self.handle(self.feed.on_connected(self.index), 0)
+        self.handle(self.feed.on_connected(self.index), 0)
         self._last_frame = time.monotonic()
         tasks = [asyncio.create_task(self._read(ws)), asyncio.create_task(self._write(ws, url)),
                  asyncio.create_task(self._watchdog(ws)),
@@ -147,15 +149,16 @@ class WsConnection:
                 self.backoff.reset()
 
     async def _read(self, ws: ClientConnection) -> None:
-        feed, index, handle, tap = self.feed, self.index, self.handle, self.tap
+        feed, index, handle, tap, recv = self.feed, self.index, self.handle, self.tap, ws.recv
+        perf_ns, monotonic, time_ns = time.perf_counter_ns, time.monotonic, time.time_ns
         while True:
-            data = await ws.recv()
-            t_perf = time.perf_counter_ns()
-            self._last_frame = time.monotonic()
-            ts_recv = time.time_ns()
+            data = await recv()
+            t_perf = perf_ns()
+            self._last_frame = monotonic()
+            ts_recv = time_ns()
             if tap:
                 tap.received(data, ts_recv)
-            await handle(feed.on_frame(index, data, ts_recv), t_perf)
+            handle(feed.on_frame(index, data, ts_recv), t_perf)
 
     async def _watchdog(self, ws: ClientConnection) -> None:
         """No frame for ``stale_after_s``: report the feed stale, then ping; a link that does
@@ -166,7 +169,7 @@ class WsConnection:
             await asyncio.sleep(max(0.0, self._last_frame + quiet_s - time.monotonic()))
             if time.monotonic() - self._last_frame < quiet_s:
                 continue  # a frame came meanwhile
-            await self.handle(self.feed.on_stale(self.index, quiet_s), 0)
+            self.handle(self.feed.on_stale(self.index, quiet_s), 0)
             pong = await ws.ping()  # quiet market or dead link? a dead link does not answer
             await asyncio.wait_for(pong, PONG_TIMEOUT_S)
             self._last_frame = time.monotonic()  # alive but quiet: next report after another interval

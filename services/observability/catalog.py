@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from schemas.market import BBO, BookDelta, BookSnapshot, Ticker, Trade
 from services.observability.metrics import Registry
@@ -73,26 +73,18 @@ class IngestorMetrics(ServiceMetrics):
         self.feed_up = r.gauge("exbus_md_feed_up", "1 while every connection of the feed is open.", ("venue",))
         self.subscribed: set[str] = set()
         """Venues whose every connection has connected (and subscribed) at least once."""
-        self._channels: dict[str, dict[str, Any]] = {}
         self._seen: weakref.WeakKeyDictionary[Any, tuple[int, int, int]] = weakref.WeakKeyDictionary()
 
-    def observe(self, venue: str, feed: Any, published: Iterable[Any]) -> None:
-        """Count what a feed's actions published; on a status message, also take the feed's
-        integrity counters (FeedStats) and connection state."""
-        children = self._channels.get(venue)
-        if children is None:
-            children = self._channels[venue] = {
-                c: self.messages.labels(venue, c) for c in ("trade", "ticker", "book", "bbo", "status")}
-        last = None
-        status = False
+    def observe(self, venue: str, feed: Any, published: Sequence[Any]) -> None:
+        """After a feed's actions were published (the publisher counts the messages in
+        ``exbus_md_messages_total``): the feed lag of the last market-data message, and on
+        a status message the feed's integrity counters (FeedStats) and connection state."""
+        last, status = None, False
         for m in published:
-            channel = CHANNEL_OF.get(type(m))
-            if channel is None:
-                children["status"].inc()
-                status = True
-            else:
-                children[channel].inc()
+            if type(m) in CHANNEL_OF:
                 last = m
+            else:
+                status = True
         if last is not None:
             self.feed_lag.labels(venue).set((last.ts_recv - last.ts_event) / 1e9)
         if status:

@@ -30,7 +30,7 @@ async def test_frames_published_back_to_back_arrive_whole_and_in_order(nats_url:
     await nc.flush()
     publisher = Publisher(nc)
     for frame in range(300):  # one to three messages a frame, as a busy feed hands them over
-        await publisher.publish([trade(frame * 3 + k) for k in range(frame % 3 + 1)])
+        publisher.publish([trade(frame * 3 + k) for k in range(frame % 3 + 1)])
         if frame % 50 == 0:
             await asyncio.sleep(0)
     await publisher.flush()
@@ -48,9 +48,9 @@ async def test_a_write_that_fails_is_raised_by_the_next_publish(nats_url: str) -
     nc = await nats.connect(nats_url)
     publisher = Publisher(nc)
     await nc.close()
-    await publisher.publish([trade(1)])  # queued; the writer finds the client closed
+    publisher.publish([trade(1)])  # queued; the writer finds the client closed
     await publisher.flush()
     with pytest.raises(ConnectionClosedError):
-        await publisher.publish([trade(2)])
-    await publisher.publish([trade(3)])  # raised once: later messages are queued again
+        publisher.publish([trade(2)])
+    publisher.publish([trade(3)])  # raised once: later messages are queued again
     await publisher.flush()
