@@ -20,6 +20,8 @@ Per venue (``venues.<venue>`` of the results JSON):
   subscribe of each pass left out; ``wall_messages_per_s`` keeps them in). Latency is
   frame receipt (``ts_recv``) -> subscriber wall clock, p50/p99. Also the CPU seconds of
   each process, gaps/resyncs, and the load average when it started;
+- ``live_path_paced``: the same, the replay server sending ``--paced-rate`` frames/s
+  (default 2,000: a busy multi-symbol feed) evenly: latency p50/p99 without queueing;
 - ``bus_ceiling``: the same two-process shape without the ingestor: this process
   publishes messages of the venue's mean encoded size (a ``ts_recv`` stamp, padded) as
   fast as the subscriber process takes them (a window of unacknowledged messages keeps
@@ -201,10 +203,11 @@ async def stdin_closed() -> None:
     await asyncio.to_thread(sys.stdin.buffer.read)
 
 
-async def role_server(venue: str) -> None:
-    """Serve ``venue``'s recording (WebSocket + HTTP) to every connection until stdin closes."""
+async def role_server(venue: str, rate: float | None) -> None:
+    """Serve ``venue``'s recording (WebSocket + HTTP) to every connection until stdin closes,
+    as fast as the socket takes it or at ``rate`` frames per second."""
     recording = load_recording([RECORDED / f for f in SESSIONS[venue]])
-    async with ReplayServer(recording, repeat=True) as server:
+    async with ReplayServer(recording, repeat=True, rate=rate) as server:
         print(json.dumps({"ws_url": server.ws_url, "http_url": server.http_url}), flush=True)
         await stdin_closed()
     print(json.dumps({"frames_sent": server.frames_sent, "http_requests": server.http_requests, **own_usage()}),
@@ -381,11 +384,13 @@ def replay_ingestor(nc: object, specs: list, stop: asyncio.Event) -> Ingestor:
     return ingestor
 
 
-async def live_path(recording: Recording, nats_url: str, seconds: float) -> dict:
+async def live_path(recording: Recording, nats_url: str, seconds: float, rate: float | None = None) -> dict:
     """Replay server process -> ingestor (this process) -> nats-server -> subscriber process,
-    for ``seconds`` of reconnecting passes over the recording."""
+    for ``seconds`` of reconnecting passes over the recording, served as fast as the
+    ingestor takes it or at ``rate`` frames per second."""
     venue = recording.venue
-    async with Role("server", "--venue", venue) as server, \
+    pace = ("--rate", str(rate)) if rate else ()
+    async with Role("server", "--venue", venue, *pace) as server, \
             Role("subscriber", "--nats", nats_url, "--subject", f"md.{venue}.>") as sub:
         nc = await connect(NatsSettings(), url=nats_url, name="bench-ingest")
         stop = asyncio.Event()
@@ -429,6 +434,17 @@ async def live_path(recording: Recording, nats_url: str, seconds: float) -> dict
                 "gaps_beyond_reconnects counts gaps for any other reason (sequence, checksum, crossed). "
                 "ingestor_cpu_share: CPU seconds of the ingestor process over the measured seconds.",
     }
+
+
+def paced(run: dict, rate: float) -> dict:
+    """The figures of a paced live run: latency at a load the path sustains (the saturated
+    run's latency is mostly its queue)."""
+    return {"rate_frames_per_s": rate, "seconds": run["seconds"], "frames": run["frames"],
+            "messages_delivered": run["messages_delivered"],
+            "latency_to_subscriber_us": run["latency_to_subscriber_us"],
+            "ingestor_cpu_share": run["ingestor_cpu_share"], "gaps_beyond_reconnects": run["gaps_beyond_reconnects"],
+            "note": "the replay server sends the recording evenly paced at rate_frames_per_s (asyncio timers: "
+                    "in bursts of a millisecond's frames); latency: frame receipt (ts_recv) -> subscriber"}
 
 
 def memory_per_book(recording: Recording) -> dict:
@@ -540,6 +556,8 @@ async def main(args: argparse.Namespace) -> None:
                     "parse_normalize_with_encoding": with_encoding,
                     "bare_decode": bare_decode(recording, args.rounds),
                     "live_path": await live_path(recording, server.url, args.live_seconds),
+                    "live_path_paced": paced(await live_path(recording, server.url, args.live_seconds, args.paced_rate),
+                                             args.paced_rate),
                     "bus_ceiling": await bus_ceiling(server.url, with_encoding["mean_message_bytes"], args.live_seconds),
                     "memory_per_book": memory_per_book(recording),
                 }
@@ -569,17 +587,18 @@ async def main(args: argparse.Namespace) -> None:
 
 def print_table(results: dict) -> None:
     cols = ("venue", "parse f/s", "cryptofeed f/s", "x", "cf checksums f/s", "x", "decode f/s", "e2e f/s", "e2e msg/s", "bus msg/s",
-            "e2e/bus", "p50 us", "p99 us")
+            "e2e/bus", "p50 us", "p99 us", "paced p50 us", "paced p99 us")
     print(" | ".join(cols))
     for venue, r in results["venues"].items():
         lat = r["live_path"]["latency_to_subscriber_us"]
+        calm = r["live_path_paced"]["latency_to_subscriber_us"]
         print(" | ".join(str(x) for x in (
             venue, r["parse_normalize"]["frames_per_s"], r.get("cryptofeed", {}).get("frames_per_s", "-"),
             r.get("exbus_over_cryptofeed", "-"),
             r.get("cryptofeed", {}).get("checksum_validation", {}).get("frames_per_s", "-"),
             r.get("exbus_over_cryptofeed_checksum_validation", "-"), r["bare_decode"]["frames_per_s"], r["live_path"]["frames_per_s"],
             r["live_path"]["messages_per_s"], r["bus_ceiling"]["messages_per_s"], r["end_to_end_over_bus_ceiling"],
-            lat["p50"], lat["p99"])))
+            lat["p50"], lat["p99"], calm["p50"], calm["p99"])))
     print(f"peak RSS {results['peak_rss_mb']} MiB (load average {results['load_average']})")
     if "soak" in results:
         s = results["soak"]
@@ -593,6 +612,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--live-seconds", type=float, default=5.0,
                         help="length of each venue's live path and bus ceiling measurement")
     parser.add_argument("--cryptofeed-python", type=Path, default=ROOT / ".venv-cryptofeed" / "bin" / "python")
+    parser.add_argument("--paced-rate", type=float, default=2000.0,
+                        help="frames/s of the paced live run (latency without queueing)")
+    parser.add_argument("--rate", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--soak", type=float, default=0, help="also run every venue in a loop this many seconds, sampling RSS")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "ingest_replay.json"))
     parser.add_argument("--role", choices=("server", "subscriber"), help=argparse.SUPPRESS)
@@ -610,7 +632,7 @@ if __name__ == "__main__":
     configure_logging("error", stream=sys.stderr)  # the replay's reconnects and 404 backfills are expected
     arguments = parse_args()
     if arguments.role == "server":
-        asyncio.run(role_server(arguments.venue))
+        asyncio.run(role_server(arguments.venue, arguments.rate))
     elif arguments.role == "subscriber":
         asyncio.run(role_subscriber(arguments.nats, arguments.subject, arguments.progress, not arguments.no_latency))
     else:

@@ -80,12 +80,16 @@ class ReplayServer:
     The first WebSocket connection gets every frame, after its first message (the
     subscription) or ``SUBSCRIBE_WAIT_S``; then the server closes it normally. Later
     connections get nothing. ``speed`` None: as fast as the socket takes them; X: X
-    times the recorded pace. ``done`` is set once every frame was sent.
+    times the recorded pace. ``rate``: instead, evenly paced at this many frames per
+    second (a known load, to measure latency without queueing). ``done`` is set once
+    every frame was sent.
     """
 
-    def __init__(self, recording: Recording, *, speed: float | None = None, repeat: bool = False) -> None:
+    def __init__(self, recording: Recording, *, speed: float | None = None, rate: float | None = None,
+                 repeat: bool = False) -> None:
         self.recording = recording
         self.speed = speed
+        self.rate = rate
         self.repeat = repeat
         """Serve the recording to every connection, not only the first (the demo's loop:
         the client reconnects when a pass ends and gets the recording again)."""
@@ -147,11 +151,15 @@ class ReplayServer:
             return
         loop = asyncio.get_running_loop()
         start, t0 = loop.time(), frames[0][0]
-        for ts, data in frames:
-            if self.speed:
+        for i, (ts, data) in enumerate(frames):
+            if self.rate:
+                delay = i / self.rate - (loop.time() - start)
+            elif self.speed:
                 delay = (ts - t0) / 1e9 / self.speed - (loop.time() - start)
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            else:
+                delay = 0.0
+            if delay > 0:
+                await asyncio.sleep(delay)
             await ws.send(data)
             self.frames_sent += 1
 
