@@ -83,6 +83,8 @@ class TickerEntry(msgspec.Struct, array_like=True):
 
 _event = msgspec.json.Decoder(Event)
 _parts = msgspec.json.Decoder(list[msgspec.Raw])
+_common_frame = msgspec.json.Decoder(tuple[int, BookLevel | str, int])
+"""``[chanId, [price, count, amount], seq]`` or ``[chanId, "hb", seq]``."""
 _int = msgspec.json.Decoder(int)
 _tag = msgspec.json.Decoder(str)
 _book_snapshot = msgspec.json.Decoder(list[BookLevel])
@@ -150,6 +152,23 @@ class BitfinexWs(WsAdapter):
     def parse_frame(self, data: str | bytes, ts_recv: int) -> list[WsEvent]:
         if data[:1] in ("{", b"{"):
             return self._event(_event.decode(data))
+        # The common frames, a book level or a heartbeat, in one typed decode; any
+        # other shape (snapshot, "cs", "te", ...) fails it and takes the general path.
+        try:
+            chan_id, body, seq = _common_frame.decode(data)
+        except msgspec.DecodeError:
+            return self._parse_parts(data, ts_recv)
+        stream = self._channels.get(chan_id)
+        if stream is None or body == "hb":
+            return [StreamSequence(seq)]
+        if body.__class__ is str or stream[0] != "book":  # an array_like BookLevel also takes a ticker's body
+            return self._parse_parts(data, ts_recv)
+        bid, level = _side_level(body)  # type: ignore[arg-type]
+        return [StreamSequence(seq), BookUpdate(symbol=stream[1], snapshot=False, bids=[level] if bid else [],
+                                                asks=[] if bid else [level], ts_event=ts_recv, ts_recv=ts_recv)]
+
+    def _parse_parts(self, data: str | bytes, ts_recv: int) -> list[WsEvent]:
+        """Any data frame, one part at a time."""
         parts = _parts.decode(data)
         events: list[WsEvent] = [StreamSequence(_int.decode(parts[-1]))]
         stream = self._channels.get(_int.decode(parts[0]))
