@@ -226,11 +226,15 @@ class Feed:
             if cls is BookUpdate:
                 book = self.books.get(e.symbol)
                 if book is not None:
-                    out = book.on_update(e)
-                    if out.gap is None and not out.want_snapshot and not out.resynced:
-                        actions.publish += out.messages  # the common case, without a call
-                    else:
+                    # a delta publishes straight into the actions; an outcome only when there is more to do
+                    out = book.on_update(e) if e.snapshot else book.on_delta(e, actions.publish)
+                    if out is not None:
                         self._book_outcome(c, e.symbol, out, actions)
+            elif cls is StreamSequence:
+                if c.stream_sequence is not None and e.sequence == c.stream_sequence + 1:
+                    c.stream_sequence = e.sequence  # in order: the common case, without a call
+                else:
+                    self._stream_sequence(c, e.sequence, ts_recv, actions)
             elif cls is Trade:
                 if "trade" in channels:
                     self._trade(e, actions)
@@ -240,11 +244,6 @@ class Feed:
             elif cls is BBO:
                 if "bbo" in channels:
                     actions.publish.append(e)
-            elif cls is StreamSequence:
-                if c.stream_sequence is not None and e.sequence == c.stream_sequence + 1:
-                    c.stream_sequence = e.sequence  # in order: the common case, without a call
-                else:
-                    self._stream_sequence(c, e.sequence, ts_recv, actions)
             elif cls is TradeBackfill:
                 if "trade" in channels:
                     self._backfill(e, ts_recv, actions)

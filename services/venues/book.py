@@ -258,7 +258,8 @@ class SymbolBook:
         self._lost_sync = False
         self._buffer: deque[BookUpdate] = deque(maxlen=buffer_limit)
         self.snapshot_requested = False
-        self._bbo: tuple[Level | None, Level | None] = (None, None)
+        self._bbo: tuple[PriceLevel | None, PriceLevel | None] = (None, None)
+        """The best bid and ask of the last BBO published."""
         self._texts = LevelTexts()
         """The checksum's cached level texts (when the checksum is a BookChecksum)."""
 
@@ -268,11 +269,22 @@ class SymbolBook:
         if update.snapshot:
             return self.on_snapshot(update)
         out = BookOutcome()
+        other = self.on_delta(update, out.messages)
+        return out if other is None else other
+
+    def on_delta(self, update: BookUpdate, publish: list) -> BookOutcome | None:
+        """Check and apply one delta, appending the messages it publishes to ``publish``.
+        Returns a BookOutcome only when there is more to do than publish (a gap, a
+        snapshot to fetch): the common case builds none."""
         if not self.synced:
+            out = BookOutcome()
             self._hold(update, out)
-        elif self.rule == "none" or self._in_sequence(update, out):
-            self._apply_levels(update, out, publish=True)
-        return out
+            return out
+        if self.rule != "none":
+            verdict = check_sequence(self.rule, self.last, update, self._fresh)
+            if verdict != "apply":
+                return None if verdict == "skip" else self._sequence_gap(update)
+        return self._apply_delta(update, publish)
 
     def on_snapshot(self, snapshot: BookUpdate) -> BookOutcome:
         """Replace the book with a snapshot (from the feed or REST), replay the buffered
@@ -343,14 +355,12 @@ class SymbolBook:
         self._bbo = (None, None)
 
     # -- internals --------------------------------------------------------------------
-    def _in_sequence(self, update: BookUpdate, out: BookOutcome) -> bool:
-        """Whether a delta is the next one to apply; a gap takes the book out of sync."""
-        verdict = check_sequence(self.rule, self.last, update, self._fresh)
-        if verdict == "gap":
-            first = update.first_sequence if update.first_sequence is not None else update.prev_sequence
-            self._lose_sync(f"sequence gap: last {self.last}, got {first}..{update.sequence}", out)
-            self._hold(update, out)  # the message after the gap is good data for the resync
-        return verdict == "apply"
+    def _sequence_gap(self, update: BookUpdate) -> BookOutcome:
+        """A delta that does not follow the last one takes the book out of sync."""
+        first = update.first_sequence if update.first_sequence is not None else update.prev_sequence
+        out = self._lose_sync(f"sequence gap: last {self.last}, got {first}..{update.sequence}", None)
+        self._hold(update, out)  # the message after the gap is good data for the resync
+        return out
 
     def _hold(self, update: BookUpdate, out: BookOutcome) -> None:
         """Out of sync: buffer a delta for the REST snapshot to come (resync ``rest``)."""
@@ -362,12 +372,20 @@ class SymbolBook:
             out.want_snapshot = True
 
     def _apply_levels(self, update: BookUpdate, out: BookOutcome, *, publish: bool) -> bool:
+        """:meth:`_apply_delta` into ``out``: False when the book lost sync (``out`` says why)."""
+        return self._apply_delta(update, out.messages if publish else None, out) is None
+
+    def _apply_delta(
+        self, update: BookUpdate, publish: list | None, out: BookOutcome | None = None,
+    ) -> BookOutcome | None:
+        """Apply a delta, check the book, append its BookDelta (and BBO) to ``publish``
+        (None: publish nothing). Returns the outcome (``out`` when given) if the book
+        lost sync, else None."""
         book = self.book
         try:
             bids, asks = book.apply(update.bids, update.asks)
         except ValueError as e:
-            self._lose_sync(f"invalid level: {e}", out)
-            return False
+            return self._lose_sync(f"invalid level: {e}", out)
         # the book's own lists are read here (same module) to spare two calls per update
         depth = self.depth
         if depth is not None and (len(book._bid_px) > depth or len(book._ask_px) > depth):
@@ -380,23 +398,21 @@ class SymbolBook:
             self.last = update.sequence
         self._fresh = False
         if update.checksum is not None and not self._checksum_ok(update.checksum):
-            self._lose_sync("checksum mismatch", out, checksum=True)
-            return False
+            return self._lose_sync("checksum mismatch", out, checksum=True)
         bid_px, ask_px = book._bid_px, book._ask_px
         if bid_px and ask_px and bid_px[-1] >= ask_px[0]:  # OrderBook.crossed()
-            self._lose_sync("crossed book", out)
-            return False
-        if publish and (bids or asks):
+            return self._lose_sync("crossed book", out)
+        if publish is not None and (bids or asks):
             self.sequence += 1
             if self.emit_book:
-                out.messages.append(BookDelta(
+                publish.append(BookDelta(
                     venue=self.venue, symbol=self.symbol, ts_event=update.ts_event, ts_recv=update.ts_recv,
                     sequence=self.sequence, venue_sequence=update.sequence,
                     bids=bids, asks=asks,
                 ))
             if self.emit_bbo:
-                self._maybe_bbo(update.ts_event, update.ts_recv, out)
-        return True
+                self._publish_bbo(update.ts_event, update.ts_recv, publish)
+        return None
 
     def _checksum_ok(self, expected: int) -> bool:
         assert self.checksum is not None, f"{self.venue} sends checksums but its adapter declares no checksum"
@@ -406,7 +422,10 @@ class SymbolBook:
             return checksum.of_book(self.book, n, self._texts) == expected
         return checksum(self.book.top_bids(n), self.book.top_asks(n)) == expected
 
-    def _lose_sync(self, reason: str, out: BookOutcome, *, checksum: bool = False) -> BookOutcome:
+    def _lose_sync(self, reason: str, out: BookOutcome | None, *, checksum: bool = False) -> BookOutcome:
+        """Take the book out of sync; says why in ``out`` (a new outcome when None)."""
+        if out is None:
+            out = BookOutcome()
         self.synced = False
         self._lost_sync = True
         self.book.clear()
@@ -417,17 +436,24 @@ class SymbolBook:
         return out
 
     def _maybe_bbo(self, ts_event: int, ts_recv: int, out: BookOutcome) -> None:
-        if not self.emit_bbo:
-            return
-        top = (self.book.best_bid(), self.book.best_ask())
-        if top == self._bbo:
-            return
-        self._bbo = top
-        bid, ask = top
-        out.messages.append(BBO(
+        if self.emit_bbo:
+            self._publish_bbo(ts_event, ts_recv, out.messages)
+
+    def _publish_bbo(self, ts_event: int, ts_recv: int, publish: list) -> None:
+        """A BBO when the best bid or ask differs from the last one published."""
+        bid_lv, ask_lv = self.book._bid_lv, self.book._ask_lv
+        bid = bid_lv[-1] if bid_lv else None
+        ask = ask_lv[0] if ask_lv else None
+        last_bid, last_ask = self._bbo
+        if bid is last_bid and ask is last_ask:
+            return  # the very level objects published last: the top was not touched
+        self._bbo = (bid, ask)
+        if bid == last_bid and ask == last_ask:
+            return  # new levels, same prices and sizes
+        publish.append(BBO(
             venue=self.venue, symbol=self.symbol, ts_event=ts_event, ts_recv=ts_recv,
-            bid=bid[0] if bid else None, bid_size=bid[1] if bid else None,
-            ask=ask[0] if ask else None, ask_size=ask[1] if ask else None,
+            bid=bid.price if bid else None, bid_size=bid.size if bid else None,
+            ask=ask.price if ask else None, ask_size=ask.size if ask else None,
         ))
 
 
