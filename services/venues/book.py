@@ -97,8 +97,38 @@ class OrderBook:
         return applied_bids, applied_asks
 
     @staticmethod
-    def _sorted_side(updates: Iterable[Level]) -> tuple[list[Decimal], list[PriceLevel]]:
-        levels = sorted([PriceLevel(p, q) for p, q in updates if q], key=_price)  # stable: equal prices keep their order
+    def _sorted_side(updates: Iterable[Level], previous: Iterable[PriceLevel] = (),
+                     descending: bool = False) -> tuple[list[Decimal], list[PriceLevel]]:
+        """A snapshot side (size 0 levels left out) as ascending price and level lists.
+
+        Venues send a side best first, so the levels are built in the order given and
+        only checked to be strictly ascending (``descending``: bids) in one pass; other
+        input is sorted (of a price given twice, the last counts). ``previous``: the
+        side's levels before, best first. One at the same rank holding the very same
+        price and size objects (adapters that share the Decimal of a number text, as
+        upbitlike does, resend them) is reused: it was validated when it entered the
+        book, and two neighbours reused from consecutive ranks are known to be in order.
+        """
+        levels: list[PriceLevel] = []
+        append = levels.append
+        known_levels = iter(previous)
+        before: Decimal | None = None  # the price of the level before
+        ordered, reused = True, False
+        for price, size in updates:
+            if not size:
+                continue
+            known = next(known_levels, None)
+            reused_before = reused
+            reused = known is not None and known.price is price and known.size is size
+            append(known if reused else PriceLevel(price, size))  # type: ignore[arg-type]
+            if ordered and before is not None and not (reused and reused_before):
+                ordered = price < before if descending else before < price
+            before = price
+        if ordered:
+            if descending:
+                levels.reverse()
+            return list(map(_price, levels)), levels
+        levels.sort(key=_price)  # stable: equal prices keep their order
         prices = list(map(_price, levels))
         if any(map(eq, prices, islice(prices, 1, None))):  # a price given twice: the last one counts
             last = {p: lv for p, lv in zip(prices, levels)}
@@ -109,9 +139,10 @@ class OrderBook:
     def replace(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Make the book exactly these levels (a snapshot; size 0 levels are left out).
         ValueError on an invalid level (the book is then empty)."""
+        old_bids, old_asks = self._bid_lv, self._ask_lv  # clear() leaves these lists as they are
         self.clear()
-        bid_px, bid_lv = self._sorted_side(bids)
-        ask_px, ask_lv = self._sorted_side(asks)
+        bid_px, bid_lv = self._sorted_side(bids, reversed(old_bids), descending=True)
+        ask_px, ask_lv = self._sorted_side(asks, old_asks)
         self._bid_px, self._bid_lv, self._ask_px, self._ask_lv = bid_px, bid_lv, ask_px, ask_lv
 
     def best_bid(self) -> Level | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import ClassVar, Literal, Sequence, Union
+from typing import Any, ClassVar, Literal, Sequence, Union
 
 import msgspec
 
@@ -40,20 +40,31 @@ class TradeMsg(msgspec.Struct, tag_field="type", tag="trade"):
     sequential_id: int
 
 
+def twin(cls: type, suffix: str, abbreviations: dict[str, str] | None = None, **types: object) -> type:
+    """A copy of a Struct named ``<cls><suffix>``: the same fields and JSON names, some
+    retyped by ``types``; with ``abbreviations``, the SIMPLE-format names instead (the
+    message type, when tagged, in ``ty`` instead of ``type``)."""
+    fields = msgspec.structs.fields(cls)
+    config = cls.__struct_config__
+    if abbreviations is None:
+        rename, tag_field = {f.name: f.encode_name for f in fields}, config.tag_field
+    else:
+        rename, tag_field = abbreviations, "ty"
+    return msgspec.defstruct(f"{cls.__name__}{suffix}", [(f.name, types.get(f.name, f.type)) for f in fields],
+                             rename=rename, gc=config.gc,
+                             **({"tag_field": tag_field, "tag": config.tag} if config.tag else {}))
+
+
 def simple(cls: type, abbreviations: dict[str, str], **types: object) -> type:
-    """The SIMPLE-format twin of a DEFAULT-format Struct: same fields, abbreviated names
-    (the message type, when tagged, in ``ty`` instead of ``type``)."""
-    fields = [(f.name, types.get(f.name, f.type)) for f in msgspec.structs.fields(cls)]
-    tag = cls.__struct_config__.tag
-    return msgspec.defstruct(f"{cls.__name__}Simple", fields, rename=abbreviations,
-                             **({"tag_field": "ty", "tag": tag} if tag else {}))
+    """The SIMPLE-format twin of a DEFAULT-format Struct: same fields, abbreviated names."""
+    return twin(cls, "Simple", abbreviations, **types)
 
 
 TradeSimple = simple(TradeMsg, {"code": "cd", "trade_price": "tp", "trade_volume": "tv", "ask_bid": "ab",
                                 "trade_timestamp": "ttms", "sequential_id": "sid"})
 
 
-class Unit(msgspec.Struct):
+class Unit(msgspec.Struct, gc=False):
     ask_price: Decimal
     bid_price: Decimal
     ask_size: Decimal
@@ -63,7 +74,7 @@ class Unit(msgspec.Struct):
 UnitSimple = simple(Unit, {"ask_price": "ap", "bid_price": "bp", "ask_size": "as", "bid_size": "bs"})
 
 
-class OrderbookMsg(msgspec.Struct, tag_field="type", tag="orderbook"):
+class OrderbookMsg(msgspec.Struct, gc=False, tag_field="type", tag="orderbook"):
     code: str
     timestamp: int
     orderbook_units: list[Unit]
@@ -89,14 +100,42 @@ TickerSimple = simple(TickerMsg, {"code": "cd", "trade_price": "tp", "opening_pr
                                   "acc_trade_price_24h": "atp24h", "timestamp": "tms"})
 
 
-# JSON numbers are read as exact Decimals from their text (float_hook), never via float.
+class _Numbers(dict):
+    """JSON number text -> its Decimal, as ``float_hook``: a full-snapshot venue resends
+    mostly the same prices and sizes, and a dict lookup costs a fraction of parsing a
+    Decimal. Decimals are immutable and the same text always gives the same Decimal, so
+    sharing them is exact. Emptied when it reaches ``limit`` entries (~200 bytes each)."""
+
+    limit = 1 << 15
+
+    def __missing__(self, text: str) -> Decimal:
+        if len(self) >= self.limit:
+            self.clear()
+        value = self[text] = Decimal(text)
+        return value
+
+
+_numbers = _Numbers()
+
+# Book messages are decoded with their unit numbers typed Any: msgspec then hands each
+# number with a fraction or exponent to float_hook as text (cached Decimals above), and
+# an integer stays an int. Units holding anything but Decimals (an int, a string) are
+# decoded again by the typed Struct, which converts or rejects them (_all_decimal).
+_ANY_NUMBERS = {name: Any for name in Unit.__struct_fields__}
+OrderbookCached = twin(OrderbookMsg, "Cached", orderbook_units=list[twin(Unit, "Cached", **_ANY_NUMBERS)])  # type: ignore[misc]
+OrderbookSimpleCached = twin(OrderbookSimple, "Cached",
+                             orderbook_units=list[twin(UnitSimple, "Cached", **_ANY_NUMBERS)])  # type: ignore[misc]
+
+# Every other number is read by its Decimal-typed field, exactly from its text, never via float.
 _kind = msgspec.json.Decoder(_Kind)
 _messages = {  # one decode for a data frame, by its type tag; other frames fail it and go to _kind
-    "DEFAULT": msgspec.json.Decoder(Union[TradeMsg, OrderbookMsg, TickerMsg], float_hook=Decimal),
-    "SIMPLE": msgspec.json.Decoder(Union[TradeSimple, OrderbookSimple, TickerSimple], float_hook=Decimal),  # type: ignore[valid-type]
+    "DEFAULT": msgspec.json.Decoder(Union[TradeMsg, OrderbookCached, TickerMsg], float_hook=_numbers.__getitem__),
+    "SIMPLE": msgspec.json.Decoder(Union[TradeSimple, OrderbookSimpleCached, TickerSimple],  # type: ignore[valid-type]
+                                   float_hook=_numbers.__getitem__),
 }
 _KIND_OF: dict[type, str] = {TradeMsg: "trade", TradeSimple: "trade", OrderbookMsg: "orderbook",
-                             OrderbookSimple: "orderbook", TickerMsg: "ticker", TickerSimple: "ticker"}
+                             OrderbookSimple: "orderbook", OrderbookCached: "orderbook",
+                             OrderbookSimpleCached: "orderbook", TickerMsg: "ticker", TickerSimple: "ticker"}
 _decoders = {
     ("trade", False): msgspec.json.Decoder(TradeMsg, float_hook=Decimal),
     ("trade", True): msgspec.json.Decoder(TradeSimple, float_hook=Decimal),
@@ -105,6 +144,16 @@ _decoders = {
     ("ticker", False): msgspec.json.Decoder(TickerMsg, float_hook=Decimal),
     ("ticker", True): msgspec.json.Decoder(TickerSimple, float_hook=Decimal),
 }
+_TYPED_BOOK = {OrderbookCached: _decoders[("orderbook", False)], OrderbookSimpleCached: _decoders[("orderbook", True)]}
+
+
+def _all_decimal(units: list) -> bool:
+    """Whether every number of these book units was read as a Decimal."""
+    for u in units:
+        if (type(u.ask_price) is not Decimal or type(u.bid_price) is not Decimal
+                or type(u.ask_size) is not Decimal or type(u.bid_size) is not Decimal):
+            return False
+    return True
 
 
 class UpbitLikeWs(WsAdapter):
@@ -161,6 +210,8 @@ class UpbitLikeWs(WsAdapter):
                           side="sell" if msg.ask_bid == "ASK" else "buy")]
         if kind == "orderbook":
             units = msg.orderbook_units
+            if not _all_decimal(units):
+                units = _TYPED_BOOK[type(msg)].decode(data).orderbook_units
             # units pair the nth ask with the nth bid; a side with fewer levels has size 0 there
             return [BookUpdate(symbol=symbol, snapshot=True, ts_event=ms_to_ns(msg.timestamp), ts_recv=ts_recv,
                                bids=[(u.bid_price, u.bid_size) for u in units if u.bid_size],
