@@ -45,17 +45,20 @@ Published = Trade | Ticker | BookSnapshot | BookDelta | BBO | FeedStatus
 
 
 class Actions(msgspec.Struct, gc=False):
-    """What the ingestor must do after one input."""
+    """What the ingestor must do after one input.
+
+    Nearly every input only publishes: the other fields are tuples, empty ones cost
+    nothing to make (``actions.send += (item,)`` adds to them)."""
 
     publish: list[Published] = msgspec.field(default_factory=list)
-    send: list[tuple[int, str | bytes]] = msgspec.field(default_factory=list)
+    send: tuple[tuple[int, str | bytes], ...] = ()
     """(connection index, message)."""
-    fetch: list[str] = msgspec.field(default_factory=list)
+    fetch: tuple[str, ...] = ()
     """Symbols whose REST book snapshot is needed."""
-    reconnect: list[int] = msgspec.field(default_factory=list)
-    backfill: list[tuple[str, int, int]] = msgspec.field(default_factory=list)
+    reconnect: tuple[int, ...] = ()
+    backfill: tuple[tuple[str, int, int], ...] = ()
     """(symbol, since ns, until ns): trades to fetch over REST after a disconnect."""
-    log: list[str] = msgspec.field(default_factory=list)
+    log: tuple[str, ...] = ()
     """Notices worth a log line (venue errors)."""
 
 
@@ -218,7 +221,7 @@ class Feed:
             events = c.adapter.parse_frame(data, ts_recv)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError, IndexError) as e:
             self.stats.parse_errors += 1
-            actions.log.append(f"unreadable frame: {e}: {str(data)[:200]}")
+            actions.log += (f"unreadable frame: {e}: {str(data)[:200]}",)
             return actions
         channels = self.channels
         for e in events:
@@ -248,11 +251,11 @@ class Feed:
                 if "trade" in channels:
                     self._backfill(e, ts_recv, actions)
             elif cls is Reply:
-                actions.send.append((index, e.data))
+                actions.send += ((index, e.data),)
             elif cls is VenueNotice:
-                actions.log.append(f"{e.kind}: {e.message}" + (f" ({e.symbol})" if e.symbol else ""))
+                actions.log += (f"{e.kind}: {e.message}" + (f" ({e.symbol})" if e.symbol else ""),)
                 if e.kind == "reconnect":
-                    actions.reconnect.append(index)
+                    actions.reconnect += (index,)
         return actions
 
     def on_snapshot(self, symbol: str, snapshot: BookUpdate) -> Actions:
@@ -265,9 +268,9 @@ class Feed:
         """The REST snapshot could not be fetched (after retries): resubscribe the book
         where that brings a snapshot, else ask REST again with the next delta."""
         c = self.connection_of[symbol]
-        actions = Actions(log=[f"book snapshot of {symbol} failed: {error}"])
+        actions = Actions(log=(f"book snapshot of {symbol} failed: {error}",))
         if c.adapter.snapshot_on_subscribe:
-            actions.send += [(c.index, m) for m in c.adapter.resubscribe_messages(symbol)]
+            actions.send += tuple((c.index, m) for m in c.adapter.resubscribe_messages(symbol))
         else:
             self.books[symbol].snapshot_requested = False
         return actions
@@ -281,9 +284,9 @@ class Feed:
             self.stats.checksum_failures += out.checksum_failed
             actions.publish.append(self._status("gap", self.clock(), symbol=symbol, channel="book", reason=out.gap))
             if resync and self.books[symbol].resync == "resubscribe":
-                actions.send += [(c.index, m) for m in c.adapter.resubscribe_messages(symbol)]
+                actions.send += tuple((c.index, m) for m in c.adapter.resubscribe_messages(symbol))
         if out.want_snapshot:
-            actions.fetch.append(symbol)
+            actions.fetch += (symbol,)
         if out.resynced:
             self.stats.resyncs += 1
             actions.publish.append(self._status("resynced", self.clock(), symbol=symbol, channel="book"))
@@ -327,7 +330,7 @@ class Feed:
                     "trades_missed", now, symbol=s, channel="trade", reason=reason,
                     missed_from=trail.missed_from, missed_to=now))
                 if can_backfill:
-                    actions.backfill.append((s, trail.missed_from, now))
+                    actions.backfill += ((s, trail.missed_from, now),)
                 trail.missed_from = None
 
     def on_trades_backfill(self, symbol: str, since_ns: int, until_ns: int, trades: list[Trade]) -> Actions:

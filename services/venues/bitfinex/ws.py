@@ -97,8 +97,9 @@ _ZERO = Decimal(0)
 
 def _side_level(lv: BookLevel) -> tuple[bool, Level]:
     """(a bid?, (price, size)); count 0 deletes the level: amount 1 a bid, -1 an ask."""
-    bid = lv.amount > 0
-    return bid, (lv.price, _ZERO if lv.count == 0 else lv.amount if bid else -lv.amount)
+    amount = lv.amount
+    bid = amount > _ZERO
+    return bid, (lv.price, _ZERO if lv.count == 0 else amount if bid else amount.copy_negate())
 
 
 def _split(levels: list[BookLevel]) -> tuple[list[Level], list[Level]]:
@@ -150,22 +151,22 @@ class BitfinexWs(WsAdapter):
         ]
 
     def parse_frame(self, data: str | bytes, ts_recv: int) -> list[WsEvent]:
-        if data[:1] in ("{", b"{"):
-            return self._event(_event.decode(data))
-        # The common frames, a book level or a heartbeat, in one typed decode; any
-        # other shape (snapshot, "cs", "te", ...) fails it and takes the general path.
+        # The common frames, a book level or a heartbeat, in one typed decode; any other
+        # shape (an event object, a snapshot, "cs", "te", ...) fails it and is read apart.
         try:
             chan_id, body, seq = _common_frame.decode(data)
         except msgspec.DecodeError:
+            if data[:1] in ("{", b"{"):
+                return self._event(_event.decode(data))
             return self._parse_parts(data, ts_recv)
         stream = self._channels.get(chan_id)
+        if stream is not None and stream[0] == "book" and body.__class__ is BookLevel:
+            bid, level = _side_level(body)  # type: ignore[arg-type]
+            return [StreamSequence(seq), BookUpdate(symbol=stream[1], snapshot=False, bids=[level] if bid else [],
+                                                    asks=[] if bid else [level], ts_event=ts_recv, ts_recv=ts_recv)]
         if stream is None or body == "hb":
             return [StreamSequence(seq)]
-        if body.__class__ is str or stream[0] != "book":  # an array_like BookLevel also takes a ticker's body
-            return self._parse_parts(data, ts_recv)
-        bid, level = _side_level(body)  # type: ignore[arg-type]
-        return [StreamSequence(seq), BookUpdate(symbol=stream[1], snapshot=False, bids=[level] if bid else [],
-                                                asks=[] if bid else [level], ts_event=ts_recv, ts_recv=ts_recv)]
+        return self._parse_parts(data, ts_recv)  # e.g. a ticker: its body also reads as an array_like BookLevel
 
     def _parse_parts(self, data: str | bytes, ts_recv: int) -> list[WsEvent]:
         """Any data frame, one part at a time."""
