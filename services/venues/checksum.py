@@ -1,16 +1,17 @@
 """Order-book CRC32 checksums as the venues define them.
 
 A venue's checksum is the CRC32 of a text built from the text of each of the book's
-best levels. :class:`BookChecksum` declares those two parts (the text of one level,
-per side, and how the level texts are joined) and computes it two ways:
+best levels. :class:`BookChecksum` declares those parts (the text of one level, per
+side, and how the level texts are joined) and computes it two ways:
 
 - called with the levels best first (``(price, size)`` Decimals, as received: Decimal
   keeps the wire precision, which the checksums depend on), from scratch;
 - ``of_book`` from an :class:`~services.venues.book.OrderBook` and a per-book
-  :class:`LevelTexts`: the text of a level is computed once, when its
-  :class:`~schemas.market.PriceLevel` object appears, and reused while the book keeps
-  that object (a level object never changes: frozen), so a reused text is exactly the
-  text of its level; a side whose version is unchanged reuses its texts as a whole.
+  :class:`LevelTexts`: the text of a level is computed when its
+  :class:`~schemas.market.PriceLevel` object enters the side's best levels, and reused
+  while that same object stays among them (a level object never changes: frozen), so
+  a reused text is exactly the text of its level; a side whose version is unchanged,
+  or whose best levels are the same objects, reuses its joined texts as a whole.
 """
 
 from __future__ import annotations
@@ -36,91 +37,109 @@ def crc32_signed(text: str) -> int:
 
 
 class _SideTexts:
-    __slots__ = ("texts", "levels", "version", "depth", "top_levels", "top")
+    """One side's part of a book's cached checksum."""
+
+    __slots__ = ("version", "depth", "levels", "texts", "value")
 
     def __init__(self) -> None:
-        self.texts: dict[int, str] = {}
-        """id(level) -> the level's text."""
-        self.levels: dict[int, PriceLevel] = {}
-        """id(level) -> the level: holding it keeps that id from being reused."""
         self.version = -1
         self.depth = 0
-        """The side's version and the depth when ``top_levels`` was read."""
-        self.top_levels: list[PriceLevel] = []
-        self.top: list[str] = []
-        """Texts of ``top_levels``; a new list whenever they change, never mutated."""
+        """The side's version and the depth when ``levels`` was read."""
+        self.levels: list[PriceLevel] = []
+        """The side's best levels then (held, so an ``is`` match is that very level)."""
+        self.texts: list[str] = []
+        """Their texts."""
+        self.value: object = None
+        """What the checksum combines for this side (its ``join`` of ``texts``, None
+        until read); a new object whenever the texts change."""
 
-    def current(self, version: int, levels: Callable[[int], list[PriceLevel]], n: int, text: LevelText) -> list[str]:
-        """Texts of the side's best ``n`` levels; ``levels(n)`` is called only when the
-        side changed since the last call (``version`` differs), and the same list is
-        returned while those levels are the same objects (a change deeper in the book)."""
-        if version != self.version or n != self.depth:
-            top_levels = levels(n)
-            if len(top_levels) != len(self.top_levels) or not all(map(is_, top_levels, self.top_levels)):
-                self.top = _texts(top_levels, self, text)
-                self.top_levels = top_levels
-            self.version, self.depth = version, n
-        return self.top
+    def read(self, levels: list[PriceLevel], text: LevelText, join: Callable[[list[str]], object]) -> None:
+        """Take the side's best ``levels`` (read after the side changed)."""
+        old = self.levels
+        # list == compares identical items without calling __eq__: C speed in the usual
+        # case; equal but distinct levels (the same numbers sent again, perhaps written
+        # with other trailing zeros) are new levels, whose text may differ
+        if levels == old and all(map(is_, levels, old)) and self.value is not None:
+            return  # a change deeper in the book
+        self.texts = _texts(levels, old, self.texts, text)
+        self.levels = levels
+        self.value = join(self.texts)
 
 
 class LevelTexts:
-    """One book's cache of level texts, per side, by level object, and its last checksum
-    (for one book and one checksum)."""
+    """One book's cache of level texts, per side, and its last checksum (for one book
+    and one checksum)."""
 
     __slots__ = ("bids", "asks", "last")
 
     def __init__(self) -> None:
         self.bids = _SideTexts()
         self.asks = _SideTexts()
-        self.last: tuple[list[str], list[str], int] | None = None
-        """(bid texts, ask texts, checksum) of the last computation."""
+        self.last: tuple[object, object, int] | None = None
+        """(bid value, ask value, checksum) of the last computation."""
 
 
-def _texts(levels: Sequence[PriceLevel], cache: _SideTexts, text: LevelText) -> list[str]:
-    ids = list(map(id, levels))
-    if len(cache.texts) > 4 * len(ids) + 64:  # most are levels the book no longer holds
-        cache.texts.clear()
-        cache.levels.clear()
-    out = list(map(cache.texts.get, ids))
-    if None in out:
-        i = out.index(None)
-        while True:  # the levels seen for the first time: usually one
-            level = levels[i]
-            out[i] = cache.texts[ids[i]] = text(level.price, level.size)
-            cache.levels[ids[i]] = level
-            if None not in out:
-                return out
-            i = out.index(None, i + 1)
+def _texts(levels: Sequence[PriceLevel], old: Sequence[PriceLevel], old_texts: list[str], text: LevelText) -> list[str]:
+    """Texts of ``levels`` (a side's best, in order), reusing ``old_texts`` of the
+    levels ``old`` that are still there, the same objects: a delta usually replaces,
+    adds or removes one level, so the ones after it are found at the same place in
+    ``old`` or one further (a level before them left)."""
+    out = []
+    j, m = 0, len(old)
+    for level in levels:
+        if j < m and level is old[j]:
+            out.append(old_texts[j])
+            j += 1
+        elif j + 1 < m and level is old[j + 1]:
+            out.append(old_texts[j + 1])
+            j += 2
+        else:  # new among the best levels (or after several changes)
+            out.append(text(level.price, level.size))
     return out
+
+
+def _as_is(texts: list[str]) -> list[str]:
+    return texts
 
 
 class BookChecksum:
     """A venue's checksum over its best ``depth`` levels per side: ``bid_text`` /
-    ``ask_text`` give one level's text, ``combine(bid_texts, ask_texts)`` the integer."""
+    ``ask_text`` give one level's text, ``join`` one side's value from its level
+    texts (by default the list itself), ``combine(bid_value, ask_value)`` the integer."""
 
     def __init__(self, depth: int, bid_text: LevelText, ask_text: LevelText,
-                 combine: Callable[[list[str], list[str]], int], doc: str) -> None:
+                 combine: Callable[[object, object], int], doc: str,
+                 join: Callable[[list[str]], object] = _as_is) -> None:
         self.depth = depth
         self.bid_text = bid_text
         self.ask_text = ask_text
+        self.join = join
         self.combine = combine
         self.__doc__ = doc
 
     def __call__(self, bids: Sequence[Level], asks: Sequence[Level]) -> int:
-        n = self.depth
-        return self.combine([self.bid_text(p, q) for p, q in bids[:n]], [self.ask_text(p, q) for p, q in asks[:n]])
+        n, join = self.depth, self.join
+        return self.combine(join([self.bid_text(p, q) for p, q in bids[:n]]),
+                            join([self.ask_text(p, q) for p, q in asks[:n]]))
 
     def of_book(self, book: OrderBook, depth: int, cache: LevelTexts) -> int:
         """The checksum of an order book's best ``depth`` (at most ``self.depth``) levels,
         reusing the texts in ``cache`` (one per book) of the levels and sides it has seen."""
         n = depth if depth < self.depth else self.depth
-        bids = cache.bids.current(book.bid_version, book.bid_levels, n, self.bid_text)
-        asks = cache.asks.current(book.ask_version, book.ask_levels, n, self.ask_text)
+        bids, asks = cache.bids, cache.asks
+        # a side is read again only when its version changed
+        if book.bid_version != bids.version or n != bids.depth:
+            bids.read(book.bid_levels(n), self.bid_text, self.join)
+            bids.version, bids.depth = book.bid_version, n
+        if book.ask_version != asks.version or n != asks.depth:
+            asks.read(book.ask_levels(n), self.ask_text, self.join)
+            asks.version, asks.depth = book.ask_version, n
+        b, a = bids.value, asks.value
         last = cache.last
-        if last is not None and last[0] is bids and last[1] is asks:
-            return last[2]  # the same text lists: the same checksum
-        value = self.combine(bids, asks)
-        cache.last = (bids, asks, value)
+        if last is not None and last[0] is b and last[1] is a:
+            return last[2]  # the same side values: the same checksum
+        value = self.combine(b, a)
+        cache.last = (b, a, value)
         return value
 
 
@@ -139,15 +158,19 @@ def _kraken_level(price: Decimal, size: Decimal) -> str:
     return p.replace(".", "").lstrip("0") + q.replace(".", "").lstrip("0")
 
 
-def _kraken_combine(bids: list[str], asks: list[str]) -> int:
-    return zlib.crc32("".join(asks + bids).encode("ascii"))
+def _kraken_join(texts: list[str]) -> bytes:
+    return "".join(texts).encode("ascii")
+
+
+def _kraken_combine(bids: bytes, asks: bytes) -> int:
+    return zlib.crc32(bids, zlib.crc32(asks))  # CRC32 of asks + bids, continued over the bids
 
 
 kraken = BookChecksum(10, _kraken_level, _kraken_level, _kraken_combine, """\
 Kraken spot (WS v1 ``c``, v2 ``checksum``): unsigned CRC32 over the top 10 asks
 (ascending) then the top 10 bids (descending), each as price then quantity with
 the decimal point removed and leading zeros stripped.
-https://docs.kraken.com/api/docs/guides/spot-ws-book-v1""")
+https://docs.kraken.com/api/docs/guides/spot-ws-book-v1""", join=_kraken_join)
 
 
 def _interleaved(bids: list[str], asks: list[str]) -> int:

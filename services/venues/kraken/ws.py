@@ -9,7 +9,7 @@ subscribed depth. Pairs use Kraken's WS names (``XBT/USD``).
 from __future__ import annotations
 
 from decimal import Decimal
-from operator import attrgetter
+from itertools import chain
 from typing import Sequence, Union
 
 import msgspec
@@ -37,17 +37,18 @@ class Event(msgspec.Struct):
     errorMessage: str = ""
 
 
-class Level(msgspec.Struct, array_like=True):
+class Level(msgspec.Struct, array_like=True, gc=False):
     price: Decimal
     volume: Decimal
     timestamp: str
 
 
-class BookPayload(msgspec.Struct):
-    snapshot_asks: list[Level] = msgspec.field(default_factory=list, name="as")
-    snapshot_bids: list[Level] = msgspec.field(default_factory=list, name="bs")
-    a: list[Level] = msgspec.field(default_factory=list)
-    b: list[Level] = msgspec.field(default_factory=list)
+class BookPayload(msgspec.Struct, gc=False):
+    # tuples: an absent side is the shared empty tuple, not a new list per frame
+    snapshot_asks: tuple[Level, ...] = msgspec.field(default=(), name="as")
+    snapshot_bids: tuple[Level, ...] = msgspec.field(default=(), name="bs")
+    a: tuple[Level, ...] = ()
+    b: tuple[Level, ...] = ()
     c: str | None = None
 
 
@@ -108,8 +109,12 @@ _trade_rows = msgspec.json.Decoder(list[TradeRow])
 REST = "https://api.kraken.com"
 
 
-_price_volume = attrgetter("price", "volume")
-_timestamp = attrgetter("timestamp")
+def _stamp_ns(stamp: str) -> int:
+    """``seconds_to_ns`` of a level timestamp; Kraken writes six decimals
+    (``"1618678134.264950"``), whose digits are then the microseconds."""
+    if stamp[-7:-6] == "." and stamp[:1] != "-":
+        return int(stamp.replace(".", "", 1)) * 1000
+    return seconds_to_ns(stamp)
 
 
 class KrakenWs(WsAdapter):
@@ -154,7 +159,7 @@ class KrakenWs(WsAdapter):
             symbol = self.symbol_of(frame[-1])  # type: ignore[arg-type]
             if symbol is None or not frame[-2].startswith("book"):  # type: ignore[union-attr]
                 return []
-            return [self._book(frame[1:-2], symbol, ts_recv)]  # type: ignore[arg-type]
+            return [self._book(frame, symbol, ts_recv)]
         parts = _parts.decode(data)
         symbol = self.symbol_of(_name.decode(parts[-1]))
         if symbol is None:
@@ -184,22 +189,33 @@ class KrakenWs(WsAdapter):
             return [VenueNotice("error", e.errorMessage)]
         return []  # heartbeat, pong
 
-    def _book(self, payloads: list[BookPayload], symbol: str, ts_recv: int) -> BookUpdate:
-        p = payloads[0]
-        if len(payloads) > 1:
+    def _book(self, frame: list, symbol: str, ts_recv: int) -> BookUpdate:
+        """``frame``: ``[channelID, payload, (payload,) "book-N", pair]``."""
+        p: BookPayload = frame[1]
+        if type(p) is not BookPayload:
+            raise ValueError("book frame without a payload")
+        if len(frame) > 4:
             # an update has one payload per side that changed ({"a": ...} and/or {"b": ...}); "c" on the last
-            asks = [lvl for q in payloads for lvl in q.a]
-            bids = [lvl for q in payloads for lvl in q.b]
+            payloads: list[BookPayload] = frame[1:-2]
+            if not all(type(q) is BookPayload for q in payloads):
+                raise ValueError("book frame with a stray value among its payloads")
+            asks: Sequence[Level] = [lvl for q in payloads for lvl in q.a]
+            bids: Sequence[Level] = [lvl for q in payloads for lvl in q.b]
             snapshot, crc = False, payloads[-1].c
         elif p.snapshot_asks or p.snapshot_bids:
             asks, bids, snapshot, crc = p.snapshot_asks, p.snapshot_bids, True, None
         else:
             asks, bids, snapshot, crc = p.a, p.b, False, p.c
-        # Unix seconds with ten whole digits (2001-2286) sort as text in time order
-        stamps = [*map(_timestamp, bids), *map(_timestamp, asks)]
+        if len(asks) + len(bids) == 1:  # the usual update: one level
+            ts_event = _stamp_ns((asks or bids)[0].timestamp)
+        elif asks or bids:
+            # Unix seconds with ten whole digits (2001-2286) sort as text in time order
+            ts_event = _stamp_ns(max([lvl.timestamp for lvl in chain(bids, asks)]))
+        else:
+            ts_event = ts_recv
         return BookUpdate(
-            symbol=symbol, snapshot=snapshot, bids=list(map(_price_volume, bids)), asks=list(map(_price_volume, asks)),
-            ts_event=seconds_to_ns(max(stamps)) if stamps else ts_recv, ts_recv=ts_recv,
+            symbol=symbol, snapshot=snapshot, ts_event=ts_event, ts_recv=ts_recv,
+            bids=[(lvl.price, lvl.volume) for lvl in bids], asks=[(lvl.price, lvl.volume) for lvl in asks],
             checksum=int(crc) if crc is not None else None,
         )
 
