@@ -19,7 +19,7 @@ from __future__ import annotations
 import zlib
 from decimal import Decimal
 from operator import is_
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from schemas.market import PriceLevel
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 Level = tuple[Decimal, Decimal]
 LevelText = Callable[[Decimal, Decimal], str]
+Join = Callable[[list[str]], Any]
 
 
 def crc32_signed(text: str) -> int:
@@ -50,10 +51,10 @@ class _SideTexts:
         self.texts: list[str] = []
         """Their texts."""
         self.value: object = None
-        """What the checksum combines for this side (its ``join`` of ``texts``, None
+        """What the checksum combines for this side (the side's join of ``texts``, None
         until read); a new object whenever the texts change."""
 
-    def read(self, levels: list[PriceLevel], text: LevelText, join: Callable[[list[str]], object]) -> None:
+    def read(self, levels: list[PriceLevel], text: LevelText, join: Join) -> None:
         """Take the side's best ``levels`` (read after the side changed)."""
         old = self.levels
         # list == compares identical items without calling __eq__: C speed in the usual
@@ -104,23 +105,25 @@ def _as_is(texts: list[str]) -> list[str]:
 
 class BookChecksum:
     """A venue's checksum over its best ``depth`` levels per side: ``bid_text`` /
-    ``ask_text`` give one level's text, ``join`` one side's value from its level
-    texts (by default the list itself), ``combine(bid_value, ask_value)`` the integer."""
+    ``ask_text`` give one level's text, ``bid_join`` / ``ask_join`` a side's value
+    from its level texts (by default the list itself; computed once per change of
+    that side), ``combine(bid_value, ask_value)`` the integer."""
 
     def __init__(self, depth: int, bid_text: LevelText, ask_text: LevelText,
-                 combine: Callable[[object, object], int], doc: str,
-                 join: Callable[[list[str]], object] = _as_is) -> None:
+                 combine: Callable[[Any, Any], int], doc: str, *,
+                 bid_join: Join = _as_is, ask_join: Join = _as_is) -> None:
         self.depth = depth
         self.bid_text = bid_text
         self.ask_text = ask_text
-        self.join = join
+        self.bid_join = bid_join
+        self.ask_join = ask_join
         self.combine = combine
         self.__doc__ = doc
 
     def __call__(self, bids: Sequence[Level], asks: Sequence[Level]) -> int:
-        n, join = self.depth, self.join
-        return self.combine(join([self.bid_text(p, q) for p, q in bids[:n]]),
-                            join([self.ask_text(p, q) for p, q in asks[:n]]))
+        n = self.depth
+        return self.combine(self.bid_join([self.bid_text(p, q) for p, q in bids[:n]]),
+                            self.ask_join([self.ask_text(p, q) for p, q in asks[:n]]))
 
     def of_book(self, book: OrderBook, depth: int, cache: LevelTexts) -> int:
         """The checksum of an order book's best ``depth`` (at most ``self.depth``) levels,
@@ -129,10 +132,10 @@ class BookChecksum:
         bids, asks = cache.bids, cache.asks
         # a side is read again only when its version changed
         if book.bid_version != bids.version or n != bids.depth:
-            bids.read(book.bid_levels(n), self.bid_text, self.join)
+            bids.read(book.bid_levels(n), self.bid_text, self.bid_join)
             bids.version, bids.depth = book.bid_version, n
         if book.ask_version != asks.version or n != asks.depth:
-            asks.read(book.ask_levels(n), self.ask_text, self.join)
+            asks.read(book.ask_levels(n), self.ask_text, self.ask_join)
             asks.version, asks.depth = book.ask_version, n
         b, a = bids.value, asks.value
         last = cache.last
@@ -152,25 +155,29 @@ def _kraken_digits(value: Decimal) -> str:
 
 
 def _kraken_level(price: Decimal, size: Decimal) -> str:
-    p, q = str(price), str(size)
-    if "E" in p or "E" in q:
+    text = str(price).replace(".", "").lstrip("0") + str(size).replace(".", "").lstrip("0")
+    if "E" in text:  # an exponent (a tiny number) in either
         return _kraken_digits(price) + _kraken_digits(size)
-    return p.replace(".", "").lstrip("0") + q.replace(".", "").lstrip("0")
+    return text
 
 
-def _kraken_join(texts: list[str]) -> bytes:
+def _kraken_bids(texts: list[str]) -> bytes:
     return "".join(texts).encode("ascii")
 
 
-def _kraken_combine(bids: bytes, asks: bytes) -> int:
-    return zlib.crc32(bids, zlib.crc32(asks))  # CRC32 of asks + bids, continued over the bids
+def _kraken_asks(texts: list[str]) -> int:
+    return zlib.crc32("".join(texts).encode("ascii"))
+
+
+def _kraken_combine(bids: bytes, asks_crc: int) -> int:
+    return zlib.crc32(bids, asks_crc)  # the asks' CRC32 continued over the bids: CRC32 of asks + bids
 
 
 kraken = BookChecksum(10, _kraken_level, _kraken_level, _kraken_combine, """\
 Kraken spot (WS v1 ``c``, v2 ``checksum``): unsigned CRC32 over the top 10 asks
 (ascending) then the top 10 bids (descending), each as price then quantity with
 the decimal point removed and leading zeros stripped.
-https://docs.kraken.com/api/docs/guides/spot-ws-book-v1""", join=_kraken_join)
+https://docs.kraken.com/api/docs/guides/spot-ws-book-v1""", bid_join=_kraken_bids, ask_join=_kraken_asks)
 
 
 def _interleaved(bids: list[str], asks: list[str]) -> int:

@@ -207,15 +207,17 @@ class KrakenWs(WsAdapter):
         else:
             asks, bids, snapshot, crc = p.a, p.b, False, p.c
         if len(asks) + len(bids) == 1:  # the usual update: one level
-            ts_event = _stamp_ns((asks or bids)[0].timestamp)
-        elif asks or bids:
-            # Unix seconds with ten whole digits (2001-2286) sort as text in time order
-            ts_event = _stamp_ns(max([lvl.timestamp for lvl in chain(bids, asks)]))
+            lvl = (asks or bids)[0]
+            ts_event = _stamp_ns(lvl.timestamp)
+            one = [(lvl.price, lvl.volume)]
+            bid_levels, ask_levels = (one, []) if bids else ([], one)
         else:
-            ts_event = ts_recv
+            # Unix seconds with ten whole digits (2001-2286) sort as text in time order
+            ts_event = _stamp_ns(max([lvl.timestamp for lvl in chain(bids, asks)])) if asks or bids else ts_recv
+            bid_levels = [(lvl.price, lvl.volume) for lvl in bids]
+            ask_levels = [(lvl.price, lvl.volume) for lvl in asks]
         return BookUpdate(
-            symbol=symbol, snapshot=snapshot, ts_event=ts_event, ts_recv=ts_recv,
-            bids=[(lvl.price, lvl.volume) for lvl in bids], asks=[(lvl.price, lvl.volume) for lvl in asks],
+            symbol=symbol, snapshot=snapshot, ts_event=ts_event, ts_recv=ts_recv, bids=bid_levels, asks=ask_levels,
             checksum=int(crc) if crc is not None else None,
         )
 
