@@ -112,7 +112,7 @@ REST = "https://api.kraken.com"
 def _stamp_ns(stamp: str) -> int:
     """``seconds_to_ns`` of a level timestamp; Kraken writes six decimals
     (``"1618678134.264950"``), whose digits are then the microseconds."""
-    if stamp[-7:-6] == "." and stamp[:1] != "-":
+    if len(stamp) > 7 and stamp[-7] == "." and stamp[0] != "-":
         return int(stamp.replace(".", "", 1)) * 1000
     return seconds_to_ns(stamp)
 
