@@ -234,10 +234,11 @@ class Feed:
                     if out is not None:
                         self._book_outcome(c, e.symbol, out, actions)
             elif cls is StreamSequence:
-                if c.stream_sequence is not None and e.sequence == c.stream_sequence + 1:
-                    c.stream_sequence = e.sequence  # in order: the common case, without a call
+                sequence = e.sequence
+                if c.stream_sequence == sequence - 1:  # in order (never when None): the common case, without a call
+                    c.stream_sequence = sequence
                 else:
-                    self._stream_sequence(c, e.sequence, ts_recv, actions)
+                    self._stream_sequence(c, sequence, ts_recv, actions)
             elif cls is Trade:
                 if "trade" in channels:
                     self._trade(e, actions)

@@ -86,14 +86,16 @@ class OrderBook:
         """Set each level's absolute size; size 0 deletes it. Returns the levels applied,
         as PriceLevels, in the order given (a delta's content). ValueError on an invalid
         level (the levels before it are applied)."""
-        applied_bids: list[PriceLevel] = []
-        applied_asks: list[PriceLevel] = []
         if bids:
             self.bid_version = next(_versions)
             applied_bids = self._apply_side(self._bid_px, self._bid_lv, bids)
+        else:
+            applied_bids = []
         if asks:
             self.ask_version = next(_versions)
             applied_asks = self._apply_side(self._ask_px, self._ask_lv, asks)
+        else:
+            applied_asks = []
         return applied_bids, applied_asks
 
     @staticmethod
@@ -417,20 +419,22 @@ class SymbolBook:
             bids, asks = book.apply(update.bids, update.asks)
         except ValueError as e:
             return self._lose_sync(f"invalid level: {e}", out)
-        # the book's own lists are read here (same module) to spare two calls per update
+        # the book's own lists (changed in place by apply and truncate) are read here, same
+        # module, to spare calls per update
+        bid_px, ask_px = book._bid_px, book._ask_px
         depth = self.depth
-        if depth is not None and (len(book._bid_px) > depth or len(book._ask_px) > depth):
+        if depth is not None and (len(bid_px) > depth or len(ask_px) > depth):
             evicted_bids, evicted_asks = book.truncate(depth)
             if evicted_bids:
                 bids += [PriceLevel(p, q) for p, q in evicted_bids]
             if evicted_asks:
                 asks += [PriceLevel(p, q) for p, q in evicted_asks]
-        if update.sequence is not None:
-            self.last = update.sequence
+        sequence = update.sequence
+        if sequence is not None:
+            self.last = sequence
         self._fresh = False
         if update.checksum is not None and not self._checksum_ok(update.checksum):
             return self._lose_sync("checksum mismatch", out, checksum=True)
-        bid_px, ask_px = book._bid_px, book._ask_px
         if bid_px and ask_px and bid_px[-1] >= ask_px[0]:  # OrderBook.crossed()
             return self._lose_sync("crossed book", out)
         if publish is not None and (bids or asks):
@@ -438,7 +442,7 @@ class SymbolBook:
             if self.emit_book:
                 publish.append(BookDelta(
                     venue=self.venue, symbol=self.symbol, ts_event=update.ts_event, ts_recv=update.ts_recv,
-                    sequence=self.sequence, venue_sequence=update.sequence,
+                    sequence=self.sequence, venue_sequence=sequence,
                     bids=bids, asks=asks,
                 ))
             if self.emit_bbo:

@@ -55,7 +55,7 @@ class Event(msgspec.Struct):
     msg: str = ""
 
 
-class BookLevel(msgspec.Struct, array_like=True):
+class BookLevel(msgspec.Struct, array_like=True, gc=False):
     price: Decimal
     count: int
     amount: Decimal
