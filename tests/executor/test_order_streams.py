@@ -292,6 +292,17 @@ async def followed(executor: ExecutorReplica, venue: str, client_order_id: str, 
     await streams.until(lambda: streams.covers(venue, "demo", client_order_id), timeout)
 
 
+async def published_by(executor: ExecutorReplica, expected: Counter, timeout: float = 5.0) -> Counter:
+    """The replica's published-changes counter once it equals ``expected`` (or at the
+    timeout): an event reaches the event log before its publisher has the stream's
+    acknowledgement and counts it."""
+    changes = executor.tracker.changes
+    deadline = asyncio.get_running_loop().time() + timeout
+    while changes.published != expected and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
+    return changes.published
+
+
 @pytest.mark.parametrize(("venue", "symbol", "tick"), [("binance", "NKN-USDT", "0.0001"), ("upbit", "LAMB-KRW", "0.5")])
 async def test_fills_of_a_resting_order_arrive_over_the_private_stream(
         nats_url: str, bus: Any, event_log: EventLog, sim: Simulator, venue: str, symbol: str, tick: str) -> None:
@@ -307,7 +318,7 @@ async def test_fills_of_a_resting_order_arrive_over_the_private_stream(
         await market.take(symbol, "600", 2)
         events = await event_log.wait(lambda ev: ("filled", 1000) in statuses(ev, "rest-1"))
         assert status_polls(sim) == 0, "the fills were polled, not streamed"
-        assert executor.tracker.changes.published == Counter(stream=2)
+        assert await published_by(executor, Counter(stream=2)) == Counter(stream=2)
     assert statuses(events, "rest-1") == [("accepted", 0), ("partially_filled", 400), ("filled", 1000)]
     partial, filled = [e for e in events if e.client_order_id == "rest-1"][1:]
     assert (partial.last_fill_quantity, partial.last_fill_price) == (Decimal(400), price)
@@ -334,7 +345,7 @@ async def test_a_cancel_made_at_the_venue_arrives_over_the_stream(nats_url: str,
         await market.call("cancel_order", cancel, await demo.get("binance", "demo"))
         events = await event_log.wait(lambda ev: ("canceled", 30) in statuses(ev, "rest-2"))
         assert status_polls(sim) == 0
-        assert executor.tracker.changes.published == Counter(stream=2)
+        assert await published_by(executor, Counter(stream=2)) == Counter(stream=2)
     assert statuses(events, "rest-2") == [("accepted", 0), ("partially_filled", 30), ("canceled", 30)]
     assert [e.command_id for e in events if e.client_order_id == "rest-2"] == ["rest-2"] * 3
     assert_no_duplicates(events)
@@ -359,7 +370,7 @@ async def test_while_the_stream_is_down_polls_follow_and_a_reconnect_reconciles(
         await streams.until(lambda: not streams.covers("binance", "demo", "rest-3"), 10)
         await market.take("NKN-USDT", "200", 4)
         await event_log.wait(lambda ev: ("partially_filled", 200) in statuses(ev, "rest-3"))
-        assert executor.tracker.changes.published == Counter(poll=1) and status_polls(sim) > 0
+        assert await published_by(executor, Counter(poll=1)) == Counter(poll=1) and status_polls(sim) > 0
 
         # 2. a fill nobody sees (no stream, status queries failing) ...
         sim.set_faults([no_new_stream, no_status])
@@ -368,14 +379,14 @@ async def test_while_the_stream_is_down_polls_follow_and_a_reconnect_reconciles(
         sim.set_faults([])
         await followed(executor, "binance", "rest-3")
         events = await event_log.wait(lambda ev: ("partially_filled", 700) in statuses(ev, "rest-3"))
-        assert executor.tracker.changes.published == Counter(poll=2)
+        assert await published_by(executor, Counter(poll=2)) == Counter(poll=2)
         assert streams.sessions[("binance", "demo")].connects > connects
 
         # 3. and the stream carries the rest
         count_status_polls(sim)
         await market.take("NKN-USDT", "300", 6)
         events = await event_log.wait(lambda ev: ("filled", 1000) in statuses(ev, "rest-3"))
-        assert status_polls(sim) == 0 and executor.tracker.changes.published == Counter(poll=2, stream=1)
+        assert status_polls(sim) == 0 and await published_by(executor, Counter(poll=2, stream=1)) == Counter(poll=2, stream=1)
     assert statuses(events, "rest-3") == [("accepted", 0), ("partially_filled", 200), ("partially_filled", 700),
                                           ("filled", 1000)]
     assert_no_duplicates(events)
@@ -399,7 +410,7 @@ async def test_an_order_the_stream_saw_from_its_start_is_never_polled_and_its_fi
         await market.take("NKN-USDT", "1000", 7)  # the rest of cross-1 is the best bid now
         events = await event_log.wait(lambda ev: ("filled", ask.size + 1000) in statuses(ev, "cross-1"))
         assert status_polls(sim) == 0
-        assert executor.tracker.changes.published == Counter(stream=1)
+        assert await published_by(executor, Counter(stream=1)) == Counter(stream=1)
     assert statuses(events, "cross-1") == [("partially_filled", ask.size), ("filled", ask.size + 1000)]
     assert [e.command_id for e in events if e.client_order_id == "cross-1"] == ["cross-1", "cross-1"]
     assert_no_duplicates(events)
