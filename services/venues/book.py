@@ -337,7 +337,8 @@ class SymbolBook:
         ts_event, ts_recv = snapshot.ts_event, snapshot.ts_recv
         if snapshot.checksum is not None and not self._checksum_ok(snapshot.checksum):
             return self._lose_sync("checksum mismatch on snapshot", out, checksum=True)
-        if book.crossed():
+        bid_px, ask_px = book._bid_px, book._ask_px  # the book's own lists, read here as in _apply_delta
+        if bid_px and ask_px and bid_px[-1] >= ask_px[0]:  # OrderBook.crossed()
             return self._lose_sync("crossed book in snapshot", out)
         while self._buffer:
             update = self._buffer.popleft()
@@ -365,9 +366,10 @@ class SymbolBook:
             out.messages.append(BookSnapshot(
                 venue=self.venue, symbol=self.symbol, ts_event=ts_event, ts_recv=ts_recv,
                 sequence=self.sequence, venue_sequence=self.last,
-                bids=book.bid_levels(), asks=book.ask_levels(),
+                bids=book._bid_lv[::-1], asks=book._ask_lv[:],  # bid_levels(), ask_levels()
             ))
-        self._maybe_bbo(ts_event, ts_recv, out)
+        if self.emit_bbo:
+            self._publish_bbo(ts_event, ts_recv, out.messages)
         return out
 
     def invalidate(self, reason: str) -> BookOutcome:

@@ -31,7 +31,7 @@ class _Kind(msgspec.Struct):
     error: dict | None = None
 
 
-class TradeMsg(msgspec.Struct, tag_field="type", tag="trade"):
+class TradeMsg(msgspec.Struct, gc=False, tag_field="type", tag="trade"):
     code: str
     trade_price: Decimal
     trade_volume: Decimal
@@ -84,7 +84,7 @@ OrderbookSimple = simple(OrderbookMsg, {"code": "cd", "timestamp": "tms", "order
                          orderbook_units=list[UnitSimple])  # type: ignore[valid-type]
 
 
-class TickerMsg(msgspec.Struct, tag_field="type", tag="ticker"):
+class TickerMsg(msgspec.Struct, gc=False, tag_field="type", tag="ticker"):
     code: str
     trade_price: Decimal
     opening_price: Decimal
@@ -150,8 +150,7 @@ _TYPED_BOOK = {OrderbookCached: _decoders[("orderbook", False)], OrderbookSimple
 def _all_decimal(units: list) -> bool:
     """Whether every number of these book units was read as a Decimal."""
     for u in units:
-        if (type(u.ask_price) is not Decimal or type(u.bid_price) is not Decimal
-                or type(u.ask_size) is not Decimal or type(u.bid_size) is not Decimal):
+        if not type(u.ask_price) is type(u.bid_price) is type(u.ask_size) is type(u.bid_size) is Decimal:
             return False
     return True
 
