@@ -123,3 +123,22 @@ def test_bitfinex_checksum_text_follows_javascript_number_formatting():
         "1e-7", "0.000001", "278200", "0.5", "-1.7023900800000002"]
     bids, asks = [(D("6000"), D("0.5"))], [(D("6001"), D("1.25")), (D("6002"), D("2"))]
     assert bitfinex(bids, asks) == crc32_signed("6000:0.5:6001:-1.25:6002:-2")
+
+
+def test_snapshot_reuses_unchanged_level_objects_and_still_sorts_other_input():
+    book = OrderBook()
+    p1, p2, p3, q1, q2 = D("10.0"), D("9.0"), D("8.0"), D("1.5"), D("2")
+    book.replace([(p1, q1), (p2, q2)], [(D("11"), q1)])  # best first, as venues send
+    bid_levels = book.bid_levels()
+    book.replace([(p1, q1), (p2, D("3")), (p3, q2)], [(D("11"), q1)])
+    again = book.bid_levels()
+    assert again[0] is bid_levels[0] and again[1] is not bid_levels[1]  # same price and size objects: same level
+    assert [(lv.price, lv.size) for lv in again] == [(p1, q1), (p2, D("3")), (p3, q2)]
+    # a side not best first, or with a price twice, is sorted (the last of a price counts)
+    book.replace([(p3, q1), (p1, q1), (p1, q2), (p2, q1)], [(D("12"), q1), (D("11"), q2)])
+    assert book.top_bids() == [(p1, q2), (p2, q1), (p3, q1)] and book.top_asks() == [(D("11"), q2), (D("12"), q1)]
+    # a new level out of order next to a reused one is seen
+    book.replace([(p1, q1), (p2, q1)], [])
+    kept = book.bid_levels()[0]
+    book.replace([(p1, q1), (D("11"), q1)], [])
+    assert book.top_bids() == [(D("11"), q1), (p1, q1)] and book.bid_levels()[1] is kept

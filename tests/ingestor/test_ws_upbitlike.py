@@ -80,6 +80,24 @@ def test_default_format_frames(venue: str) -> None:
     assert isinstance(k, Ticker) and k.last == Decimal("32287000.0") and k.quote_volume_24h == Decimal("93617306372.47")
 
 
+@pytest.mark.parametrize("venue", ["bithumb", "upbit"])
+def test_book_numbers_without_a_fraction_are_exact_decimals(venue: str) -> None:
+    """Book numbers are read through a cache of Decimals by text; an integer (no fraction)
+    takes the typed decode and still gives a Decimal."""
+    ws = ws_adapter(venue)()
+    ws.remember(["BTC-KRW"])
+    unit = {"ask_price": 31390000, "bid_price": 31385000.0, "ask_size": 2, "bid_size": 0.5}
+    frame = DEFAULT_BOOK | {"orderbook_units": [unit]}
+    if venue == "upbit":
+        ws.format = "SIMPLE"  # type: ignore[misc]
+        frame = {"ty": "orderbook", "cd": "KRW-BTC", "tms": 1676965262177,
+                 "obu": [{"ap": 31390000, "bp": 31385000.0, "as": 2, "bs": 0.5}]}
+    for _ in range(2):  # the second time from the cache
+        (b,) = ws.parse_frame(json.dumps(frame).encode(), 5)
+        assert b.bids == [(Decimal("31385000.0"), Decimal("0.5"))] and b.asks == [(Decimal("31390000"), Decimal("2"))]
+        assert all(type(x) is Decimal for level in b.bids + b.asks for x in level)
+
+
 def test_subscription_message_and_unknown_or_broken_frames() -> None:
     ws = ws_adapter("bithumb")()
     ws.remember(["BTC-KRW", "ETH-KRW"])
