@@ -472,10 +472,6 @@ class SymbolBook:
         out.checksum_failed = checksum
         return out
 
-    def _maybe_bbo(self, ts_event: int, ts_recv: int, out: BookOutcome) -> None:
-        if self.emit_bbo:
-            self._publish_bbo(ts_event, ts_recv, out.messages)
-
     def _publish_bbo(self, ts_event: int, ts_recv: int, publish: list) -> None:
         """A BBO when the best bid or ask differs from the last one published."""
         bid_lv, ask_lv = self.book._bid_lv, self.book._ask_lv

@@ -297,6 +297,8 @@ def ms_to_ns(ms: int | str) -> int:
 
 def seconds_to_ns(seconds: str) -> int:
     """A decimal-seconds string (``"1618678142.557535"``) to integer nanoseconds, exactly."""
+    if len(seconds) > 7 and seconds[-7] == "." and seconds[0] != "-":
+        return int(seconds.replace(".", "", 1)) * 1000  # six decimals (Kraken's): the digits are microseconds
     whole, _, frac = seconds.partition(".")
     return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
 

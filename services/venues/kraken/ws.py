@@ -109,14 +109,6 @@ _trade_rows = msgspec.json.Decoder(list[TradeRow])
 REST = "https://api.kraken.com"
 
 
-def _stamp_ns(stamp: str) -> int:
-    """``seconds_to_ns`` of a level timestamp; Kraken writes six decimals
-    (``"1618678134.264950"``), whose digits are then the microseconds."""
-    if len(stamp) > 7 and stamp[-7] == "." and stamp[0] != "-":
-        return int(stamp.replace(".", "", 1)) * 1000
-    return seconds_to_ns(stamp)
-
-
 class KrakenWs(WsAdapter):
     venue = "kraken"
     url = "wss://ws.kraken.com"
@@ -208,12 +200,12 @@ class KrakenWs(WsAdapter):
             asks, bids, snapshot, crc = p.a, p.b, False, p.c
         if len(asks) + len(bids) == 1:  # the usual update: one level
             lvl = (asks or bids)[0]
-            ts_event = _stamp_ns(lvl.timestamp)
+            ts_event = seconds_to_ns(lvl.timestamp)
             one = [(lvl.price, lvl.volume)]
             bid_levels, ask_levels = (one, []) if bids else ([], one)
         else:
             # Unix seconds with ten whole digits (2001-2286) sort as text in time order
-            ts_event = _stamp_ns(max([lvl.timestamp for lvl in chain(bids, asks)])) if asks or bids else ts_recv
+            ts_event = seconds_to_ns(max([lvl.timestamp for lvl in chain(bids, asks)])) if asks or bids else ts_recv
             bid_levels = [(lvl.price, lvl.volume) for lvl in bids]
             ask_levels = [(lvl.price, lvl.volume) for lvl in asks]
         return BookUpdate(
