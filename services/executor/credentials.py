@@ -35,12 +35,18 @@ class StaticCredentials:
 
 
 def simulator_credentials(account: str = "demo") -> StaticCredentials:
-    """The simulator's default paper keys (services/simulator/config.py) as ``account``."""
-    from services.simulator.config import sim_config
+    """The simulator's default paper keys as ``account`` (its ``demo`` account on every
+    venue), and every other default paper account under its own name (``taker``)."""
+    from services.simulator.config import DIALECT_VENUES, sim_config
+    from services.simulator.dialect import dialect_class
 
     cfg = sim_config({})
-    b, u = cfg.binance.accounts[0], cfg.upbit.accounts[0]
-    return StaticCredentials({
-        ("binance", account): Credentials(api_key=b.api_key, secret=b.secret),
-        ("upbit", account): Credentials(api_key=u.api_key, secret=u.secret),
-    })
+    accounts = {"binance": cfg.binance.accounts, "upbit": cfg.upbit.accounts}
+    for venue in DIALECT_VENUES:
+        accounts[venue] = dialect_class(venue).DEFAULT_ACCOUNTS
+    table = {}
+    for venue, listed in accounts.items():
+        for i, a in enumerate(listed):
+            creds = Credentials(api_key=a.api_key, secret=a.secret, passphrase=getattr(a, "passphrase", "") or None)
+            table[(venue, account if i == 0 else a.name)] = creds
+    return StaticCredentials(table)

@@ -26,8 +26,13 @@ class Account(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: str
     """Account label: the ledger reports usage and orders under it."""
     api_key: str
+    """The venue's key id (Coinbase: the key name ``organizations/.../apiKeys/...``)."""
     secret: str
+    """The signing secret (Coinbase: the EC private key, PEM; Kraken: base64)."""
+    passphrase: str = ""
+    """OKX's API key passphrase (other venues have none)."""
     balances: dict[str, Decimal] = {}
+    """Starting balances by exbus asset name (BTC, USD, KRW)."""
 
     def __repr__(self) -> str:  # the secret never reaches a log or a traceback
         return f"Account(name={self.name!r}, api_key={self.api_key!r}, secret=<redacted>)"
@@ -52,8 +57,8 @@ class Fault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     kind: FaultKind
     ratio: float = 1.0
     """Probability that a matching request gets the fault (seeded; 1.0 = every one)."""
-    venue: Literal["", "binance", "upbit"] = ""
-    """Only this venue ("" = both)."""
+    venue: Literal["", "binance", "coinbase", "kraken", "bitfinex", "okx", "upbit", "bithumb", "korbit", "coinone"] = ""
+    """Only this venue ("" = every venue)."""
     route: str = "place"
     """``place`` (new orders), ``cancel``, ``*`` (every venue route), ``/path`` or ``METHOD /path``."""
     count: int = 0
@@ -91,12 +96,13 @@ class BinanceLimits(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class BinanceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     accounts: list[Account] = msgspec.field(default_factory=lambda: [Account(
-        name="demo", api_key="sim-binance-demo-key", secret="sim-binance-demo-secret-" + "0" * 40,
+        name=name, api_key=f"sim-binance-{name}-key", secret=f"sim-binance-{name}-secret-" + "0" * (44 - len(name)),
         balances={a: Decimal(v) for a, v in {
             "USDT": "100000", "BTC": "10", "ETH": "100", "EUR": "100000",
             "NKN": "100000", "BLZ": "100000", "LRC": "100000", "RUNE": "10000",
         }.items()},
-    )])
+    ) for name in ("demo", "taker")])
+    """``demo`` for strategies and the demo, ``taker`` for the other side of the market in tests."""
     maker_commission: Decimal = Decimal("0.001")
     taker_commission: Decimal = Decimal("0.001")
     limits: BinanceLimits = msgspec.field(default_factory=BinanceLimits)
@@ -104,12 +110,12 @@ class BinanceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class UpbitSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     accounts: list[Account] = msgspec.field(default_factory=lambda: [Account(
-        name="demo", api_key="sim-upbit-demo-access", secret="sim-upbit-demo-secret-" + "0" * 42,
+        name=name, api_key=f"sim-upbit-{name}-access", secret=f"sim-upbit-{name}-secret-" + "0" * (46 - len(name)),
         balances={a: Decimal(v) for a, v in {
             "KRW": "100000000", "BTC": "10", "LAMB": "1000000", "WAVES": "10000",
             "ITAM": "100000", "PAX": "100000", "XTZ": "10000",
         }.items()},
-    )])
+    ) for name in ("demo", "taker")])
     fees: dict[str, Decimal] = msgspec.field(default_factory=lambda: {
         "KRW": Decimal("0.0005"), "BTC": Decimal("0.0025"), "USDT": Decimal("0.0025"),
     })
@@ -124,6 +130,25 @@ class UpbitSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     })
     """Requests per second by Remaining-Req group (docs.upbit.com rate-limits; order 8 -> 12
     from 2026-08-21). Quotation groups count per IP, exchange groups per account."""
+
+
+class VenueSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One venue served by a dialect on the simulator core (every venue but Binance and
+    Upbit, which keep their sections above). Every field is optional: without accounts
+    the dialect's paper accounts (``DEFAULT_ACCOUNTS`` of its module) are used."""
+
+    port: int = 0
+    """0: a free port chosen by the OS."""
+    accounts: list[Account] = []
+    maker_fee: Decimal | None = None
+    """Fee rates (None: the dialect's default)."""
+    taker_fee: Decimal | None = None
+    rate_limits: dict[str, int] = {}
+    """Overrides of the dialect's ``LIMITS`` capacities by name (requests per window)."""
+
+
+DIALECT_VENUES = ("coinbase", "kraken", "bitfinex", "okx", "bithumb", "korbit", "coinone")
+"""The venues configured by :class:`VenueSettings`."""
 
 
 class SimConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -143,6 +168,15 @@ class SimConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ban: BanPolicy = msgspec.field(default_factory=BanPolicy)
     binance: BinanceSettings = msgspec.field(default_factory=BinanceSettings)
     upbit: UpbitSettings = msgspec.field(default_factory=UpbitSettings)
+    coinbase: VenueSettings = msgspec.field(default_factory=VenueSettings)
+    kraken: VenueSettings = msgspec.field(default_factory=VenueSettings)
+    bitfinex: VenueSettings = msgspec.field(default_factory=VenueSettings)
+    okx: VenueSettings = msgspec.field(default_factory=VenueSettings)
+    bithumb: VenueSettings = msgspec.field(default_factory=VenueSettings)
+    korbit: VenueSettings = msgspec.field(default_factory=VenueSettings)
+    coinone: VenueSettings = msgspec.field(default_factory=VenueSettings)
+    venues: list[str] = []
+    """The venues to serve ([] = all nine)."""
     faults: list[Fault] = []
 
     def recorded_path(self) -> Path:

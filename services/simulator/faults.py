@@ -132,8 +132,8 @@ def fault_middleware(
             body = response.body if isinstance(response, web.Response) and isinstance(response.body, bytes) else b"{}"
             garbled = web.Response(status=200, body=body[: max(1, len(body) // 2)], content_type="application/json")
             if response is not None:
-                for name, value in response.headers.items():
-                    if name.lower().startswith(("x-mbx-", "remaining-req")):
+                for name, value in response.headers.items():  # usage headers and the like are kept
+                    if name.lower() not in ("content-length", "content-type"):
                         garbled.headers[name] = value
             return garbled
         if fault.kind == "timeout":

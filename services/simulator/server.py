@@ -1,10 +1,13 @@
-"""The simulator as a whole: one loopback HTTP + WebSocket server per venue, sharing a
-ledger, fault rules and a clock, with the control routes on both.
+"""The simulator as a whole: one loopback HTTP (+ WebSocket) server per venue, sharing a
+ledger, fault rules and a clock, with the control routes on every port.
 
     async with Simulator({"replay": False}) as sim:
-        sim.binance_url, sim.binance_ws_url, sim.upbit_url, sim.upbit_ws_url
+        sim.binance_url, sim.binance_ws_url, sim.upbit_url, sim.url("kraken"), sim.urls()
 
-Control routes (on either venue's port):
+Binance and Upbit are venues of their own modules; the seven others are dialects on the
+simulator core (``services/simulator/dialects/``).
+
+Control routes (on every venue's port):
 - ``GET /__sim/ledger``: accepted and refused orders, rate-limit usage per scope;
 - ``GET /__sim/config``: the fault rules in force;
 - ``POST /__sim/config``: ``{"faults": [...]}`` replaces the fault rules at run time.
@@ -20,7 +23,8 @@ from aiohttp import web
 
 from services.simulator.binance import BinanceVenue
 from services.simulator.clock import Clock, wall_clock
-from services.simulator.config import SimConfig, faults_from, sim_config
+from services.simulator.config import DIALECT_VENUES, SimConfig, faults_from, sim_config
+from services.simulator.dialect import Dialect, dialect_class
 from services.simulator.faults import FaultInjector, fault_middleware
 from services.simulator.ledger import Ledger
 from services.simulator.recorded import load_binance, load_upbit
@@ -28,8 +32,11 @@ from services.simulator.upbit import UpbitVenue
 from services.simulator.venue import Venue, json_response
 
 
+VENUES = ("binance", "coinbase", "kraken", "bitfinex", "okx", "upbit", "bithumb", "korbit", "coinone")
+
+
 class Simulator:
-    """Simulated Binance and Upbit on free loopback ports."""
+    """The nine simulated venues on free loopback ports."""
 
     def __init__(self, config: SimConfig | dict[str, Any] | None = None, *, clock: Clock | None = None) -> None:
         self.config = sim_config(config)
@@ -39,30 +46,56 @@ class Simulator:
         self.binance: BinanceVenue
         self.upbit: UpbitVenue
         self.binance_url = self.binance_ws_url = self.upbit_url = self.upbit_ws_url = ""
+        self.dialects: dict[str, Dialect] = {}
+        self.base_urls: dict[str, str] = {}
         self._closing = asyncio.Event()
         self._runners: list[web.AppRunner] = []
 
     @property
-    def venues(self) -> dict[str, Venue]:
-        return {"binance": self.binance, "upbit": self.upbit}
+    def venues(self) -> dict[str, Venue | Dialect]:
+        out: dict[str, Venue | Dialect] = {}
+        if hasattr(self, "binance"):
+            out["binance"] = self.binance
+        if hasattr(self, "upbit"):
+            out["upbit"] = self.upbit
+        return out | self.dialects
+
+    def url(self, venue: str) -> str:
+        """The base URL standing for the venue's REST host (its WebSocket host too)."""
+        return self.base_urls[venue]
+
+    def ws_url(self, venue: str) -> str:
+        return self.base_urls[venue].replace("http://", "ws://", 1)
 
     async def start(self) -> "Simulator":
         cfg = self.config
         recorded = cfg.recorded_path()
+        wanted = [v for v in VENUES if not cfg.venues or v in cfg.venues]
         binance_rec, upbit_rec = await asyncio.to_thread(lambda: (load_binance(recorded), load_upbit(recorded)))
         self.binance = BinanceVenue(cfg.binance, binance_rec, self.clock, self.ledger, cfg.ban)
         self.upbit = UpbitVenue(cfg.upbit, upbit_rec, self.clock, self.ledger, cfg.ban)
+        for name in DIALECT_VENUES:
+            if name in wanted:
+                self.dialects[name] = await asyncio.to_thread(
+                    dialect_class(name), getattr(cfg, name), self.clock, self.ledger, cfg.ban)
         try:
-            port = await self._serve(self.binance, cfg.binance_port)
-            self.binance_url, self.binance_ws_url = f"http://{cfg.host}:{port}", f"ws://{cfg.host}:{port}"
-            port = await self._serve(self.upbit, cfg.upbit_port)
-            self.upbit_url, self.upbit_ws_url = f"http://{cfg.host}:{port}", f"ws://{cfg.host}:{port}"
+            for name, venue in self.venues.items():
+                if name not in wanted:
+                    continue
+                port = await self._serve(venue, {"binance": cfg.binance_port, "upbit": cfg.upbit_port}.get(
+                    name) or getattr(getattr(cfg, name), "port", 0))
+                self.base_urls[name] = f"http://{cfg.host}:{port}"
+            self.binance_url = self.base_urls.get("binance", "")
+            self.upbit_url = self.base_urls.get("upbit", "")
+            self.binance_ws_url = self.binance_url.replace("http://", "ws://", 1)
+            self.upbit_ws_url = self.upbit_url.replace("http://", "ws://", 1)
         except BaseException:
             await self.stop()
             raise
         if cfg.replay:
-            for venue in self.venues.values():
-                venue.start_replay(cfg.replay_speed)
+            for name, venue in self.venues.items():
+                if name in self.base_urls:
+                    venue.start_replay(cfg.replay_speed)
         return self
 
     async def _serve(self, venue: Venue, port: int) -> int:
@@ -82,10 +115,8 @@ class Simulator:
     async def stop(self) -> None:
         """Stop replay, release unanswered requests, close every connection and port."""
         self._closing.set()
-        for name in ("binance", "upbit"):
-            venue = getattr(self, name, None)
-            if venue is not None:
-                await venue.stop()
+        for venue in self.venues.values():
+            await venue.stop()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
@@ -100,15 +131,21 @@ class Simulator:
 
     def ledger_snapshot(self) -> dict[str, Any]:
         """What ``GET /__sim/ledger`` returns."""
-        return self.ledger.snapshot({name: v.usage for name, v in self.venues.items()})
+        return self.ledger.snapshot({name: v.usage for name, v in self.venues.items() if name in self.base_urls})
 
     def set_faults(self, faults: list[dict[str, Any]]) -> None:
         """Replace the fault rules (what ``POST /__sim/config`` does)."""
         self.faults.set(faults_from(faults))
 
     def urls(self) -> dict[str, str]:
-        return {"BINANCE_URL": self.binance_url, "BINANCE_WS_URL": self.binance_ws_url,
-                "UPBIT_URL": self.upbit_url, "UPBIT_WS_URL": self.upbit_ws_url}
+        """``<VENUE>_URL`` for every venue served, ``<VENUE>_WS_URL`` where it has WebSockets."""
+        out = {}
+        for name, url in self.base_urls.items():
+            out[f"{name.upper()}_URL"] = url
+            venue = self.venues[name]
+            if not isinstance(venue, Dialect) or venue.WEBSOCKET:
+                out[f"{name.upper()}_WS_URL"] = self.ws_url(name)
+        return out
 
     async def _ledger(self, request: web.Request) -> web.Response:
         return json_response(self.ledger_snapshot())

@@ -28,13 +28,13 @@ async def bus(nats_url: str) -> AsyncIterator[Any]:
 
 
 @asynccontextmanager
-async def fleet(nats_url: str, sim: Any, *, replicas: int = 1, **settings: Any) -> AsyncIterator[asyncio.Event]:
+async def fleet(nats_url: str, sim: Any, *, replicas: int = 1, credentials: Any = None,
+                **settings: Any) -> AsyncIterator[asyncio.Event]:
     """Executor replicas (one connection each) against the simulator until the block ends."""
     stop = asyncio.Event()
-    cfg = ExecutorSettings(venue_urls={"binance": sim.binance_url, "upbit": sim.upbit_url}, tracker_interval_s=0.3,
-                           **settings)
+    cfg = ExecutorSettings(venue_urls=dict(sim.base_urls), tracker_interval_s=0.3, **settings)
     ready = asyncio.Event()
-    task = asyncio.create_task(run_executor(lambda: nats.connect(nats_url), cfg, simulator_credentials("demo"), stop,
+    task = asyncio.create_task(run_executor(lambda: nats.connect(nats_url), cfg, credentials or simulator_credentials("demo"), stop,
                                             replicas=replicas, ready=ready))
     try:
         await asyncio.wait_for(ready.wait(), 30)
