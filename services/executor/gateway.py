@@ -46,6 +46,8 @@ class VenueGateway:
         """Run ``op``; returns the parsed result or raises a VenueError (or LeaseTimeout,
         CredentialsUnavailable)."""
         adapter = self.adapter(venue)
+        if op not in adapter.endpoints:
+            raise ValueError(f"{venue} offers no {op} operation")
         await self.limiter.acquire(venue, account, adapter.rate_limits, adapter.cost(op, args))
         signed = adapter.endpoints[op].signed
         creds = await self.credentials.get(venue, account) if signed else None
