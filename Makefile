@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test schema bench-ingest bench-sim bench-vault bench-exec bench-failover clean
+.PHONY: demo test schema bench-ingest bench-sim bench-vault bench-exec bench-venues bench-failover clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench-vault: $(VENV)/.installed
 # ccxt (a test extra) provides the per-process throttler exbus's shared leases are compared with
 bench-exec: $(VENV)/.installed-test
 	$(BIN)/python bench/executor_throughput.py --out bench/results/executor.json
+
+# per venue: command -> accepted overhead against the simulator speaking that venue
+bench-venues: $(VENV)/.installed-test
+	$(BIN)/python bench/venue_overhead.py --out bench/results/venue_overhead.json
 
 bench-failover: $(VENV)/.installed-test
 	$(BIN)/python bench/cluster_failover.py

@@ -1,7 +1,7 @@
 """`exbus up`: every service in one process, on the embedded default (or on NATS_URL).
 
-With ``--sim`` the venue simulator runs too, and the venues it speaks (Binance, Upbit)
-are pointed at it: the ingestor reads its WebSocket streams, REST goes to its servers.
+With ``--sim`` the venue simulator runs too and every venue's REST goes to it; the
+ingestor reads its Binance and Upbit streams and replayed recordings of the seven others.
 
 The embedded server runs with the permissions of deploy/nats/exbus.conf: each service
 connects as its own user (vault, executor, ingestor; the operator's views as operator,
@@ -44,11 +44,11 @@ SIM_CHANNELS: dict[str, list[str]] = {"upbit": ["trade", "book", "bbo"]}
 
 
 def point_at_simulator(config: Config, sim: Any) -> None:
-    """Route the simulated venues' market data and REST calls to the simulator."""
-    urls = {"binance": (sim.binance_ws_url, sim.binance_url), "upbit": (sim.upbit_ws_url, sim.upbit_url)}
-    for venue, (_, rest_url) in urls.items():
+    """Route every venue's REST calls to the simulator, and the market data of the venues
+    whose streams it serves (Binance, Upbit) to its WebSockets."""
+    for venue, rest_url in sim.base_urls.items():
         config.executor.venue_urls.setdefault(venue, rest_url)
-    for venue, (ws_url, rest_url) in urls.items():
+    for venue in SIM_MARKETS:
         try:
             ws_adapter(venue)
         except ValueError as e:
@@ -59,7 +59,7 @@ def point_at_simulator(config: Config, sim: Any) -> None:
             feed = config.ingestor.venues[venue] = FeedSettings(symbols=SIM_MARKETS[venue])
             if venue in SIM_CHANNELS:
                 feed.channels = list(SIM_CHANNELS[venue])
-        feed.url, feed.rest_url = ws_url, rest_url
+        feed.url, feed.rest_url = sim.ws_url(venue), sim.url(venue)
 
 
 class System:
@@ -92,7 +92,7 @@ class System:
 
                 self.simulator = await self._stack.enter_async_context(Simulator())
                 point_at_simulator(self.config, self.simulator)
-                print(f"simulator: binance {self.simulator.binance_url} upbit {self.simulator.upbit_url}",
+                print("simulator: " + " ".join(f"{v} {u}" for v, u in self.simulator.base_urls.items()),
                       file=self.out, flush=True)
                 feeds = await start_replayed_venues(self._stack)
                 print(f"replayed venues: {', '.join(f.venue for f in feeds)}", file=self.out, flush=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 
 def subject_group(subject: str) -> str:
@@ -72,15 +72,17 @@ class SubjectRates:
             lines.append(f"... {len(rows) - limit} more subjects")
         return "\n".join(lines)
 
-    async def show(self, out: TextIO, stop: asyncio.Event, interval_s: float = 2.0) -> None:
-        """Print the table every ``interval_s`` until ``stop``; redraw in place on a TTY."""
+    async def show(self, out: TextIO, stop: asyncio.Event, interval_s: float = 2.0,
+                   extra: Callable[[], str] | None = None) -> None:
+        """Print the table every ``interval_s`` until ``stop``; redraw in place on a TTY.
+        ``extra`` renders more text shown under the table (the demo's orders per venue)."""
         tty = hasattr(out, "isatty") and out.isatty()
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
             except asyncio.TimeoutError:
                 pass
-            table = self.render()
+            table = self.render() + ("\n" + extra() if extra else "")
             if tty:
                 out.write("\x1b[2J\x1b[H" + time.strftime("%H:%M:%S") + "  subject rates (Ctrl-C to stop)\n" + table + "\n")
             else:

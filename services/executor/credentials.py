@@ -34,9 +34,9 @@ class StaticCredentials:
         return f"StaticCredentials({sorted(self._table)})"
 
 
-def simulator_credentials(account: str = "demo") -> StaticCredentials:
-    """The simulator's default paper keys as ``account`` (its ``demo`` account on every
-    venue), and every other default paper account under its own name (``taker``)."""
+def paper_keys() -> dict[tuple[str, str], Credentials]:
+    """The simulator's default paper accounts on every venue, by (venue, account name):
+    ``demo`` for strategies and the demo, ``taker`` for the other side of the market."""
     from services.simulator.config import DIALECT_VENUES, sim_config
     from services.simulator.dialect import dialect_class
 
@@ -44,9 +44,12 @@ def simulator_credentials(account: str = "demo") -> StaticCredentials:
     accounts = {"binance": cfg.binance.accounts, "upbit": cfg.upbit.accounts}
     for venue in DIALECT_VENUES:
         accounts[venue] = dialect_class(venue).DEFAULT_ACCOUNTS
-    table = {}
-    for venue, listed in accounts.items():
-        for i, a in enumerate(listed):
-            creds = Credentials(api_key=a.api_key, secret=a.secret, passphrase=getattr(a, "passphrase", "") or None)
-            table[(venue, account if i == 0 else a.name)] = creds
-    return StaticCredentials(table)
+    return {(venue, a.name): Credentials(api_key=a.api_key, secret=a.secret, passphrase=a.passphrase or None)
+            for venue, listed in accounts.items() for a in listed}
+
+
+def simulator_credentials(account: str = "demo") -> StaticCredentials:
+    """The simulator's paper keys: its ``demo`` account on every venue as ``account``, and
+    every other paper account under its own name (``taker``)."""
+    return StaticCredentials({(venue, account if name == "demo" else name): creds
+                              for (venue, name), creds in paper_keys().items()})

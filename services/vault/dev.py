@@ -46,15 +46,10 @@ class DevIdentity:
 
 
 def simulator_paper_keys() -> dict[tuple[str, str], Credentials]:
-    """The simulator's default paper API keys (services/simulator/config.py) as venue/demo."""
-    from services.simulator.config import sim_config
+    """The simulator's ``demo`` paper keys on every venue, as venue/demo."""
+    from services.executor.credentials import paper_keys
 
-    cfg = sim_config({})
-    b, u = cfg.binance.accounts[0], cfg.upbit.accounts[0]
-    return {
-        ("binance", SIM_ACCOUNT): Credentials(api_key=b.api_key, secret=b.secret),
-        ("upbit", SIM_ACCOUNT): Credentials(api_key=u.api_key, secret=u.secret),
-    }
+    return {(venue, SIM_ACCOUNT): creds for (venue, name), creds in paper_keys().items() if name == "demo"}
 
 
 async def dev_bootstrap(nc: Any, config: Any, *, root: Path = DEV_DIR, out: TextIO | None = None) -> DevIdentity:

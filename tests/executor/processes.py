@@ -17,13 +17,25 @@ ROOT = Path(__file__).resolve().parents[2]
 EXBUS = [sys.executable, "-m", "services.cli"]
 
 UNLIMITED = 10**9
-LIFTED_SIM_LIMITS = (
-    "[sim.binance.limits]\n"
-    f"request_weight_1m = {UNLIMITED}\nraw_requests_5m = {UNLIMITED}\norders_10s = {UNLIMITED}\norders_1d = {UNLIMITED}\n"
-    "[sim.upbit.rate_limits]\n"
-    + "".join(f"{g} = {UNLIMITED}\n" for g in ("market", "ticker", "orderbook", "trade", "candle", "default", "order"))
-)
-"""Simulator limits out of the way (throughput runs: the venue must not be the bottleneck)."""
+
+
+def _lifted_limits() -> str:
+    from services.simulator.config import DIALECT_VENUES
+    from services.simulator.dialect import dialect_class
+
+    toml = ("[sim.binance.limits]\n"
+            f"request_weight_1m = {UNLIMITED}\nraw_requests_5m = {UNLIMITED}\norders_10s = {UNLIMITED}\norders_1d = {UNLIMITED}\n"
+            "[sim.upbit.rate_limits]\n"
+            + "".join(f"{g} = {UNLIMITED}\n" for g in ("market", "ticker", "orderbook", "trade", "candle", "default", "order")))
+    for venue in DIALECT_VENUES:
+        names = dialect_class(venue).LIMITS
+        if names:
+            toml += f"[sim.{venue}.rate_limits]\n" + "".join(f'"{n}" = {UNLIMITED}\n' for n in names)
+    return toml
+
+
+LIFTED_SIM_LIMITS = _lifted_limits()
+"""Simulator limits out of the way, on every venue (throughput runs: the venue must not be the bottleneck)."""
 LIFTED_MARGIN = 10_000.0
 """Executor rate-limit margin matching LIFTED_SIM_LIMITS: exbus's leases allow 10,000x each
 venue's real limits, which the lifted simulator accepts (at 100x, Binance's order limit
@@ -39,7 +51,7 @@ def process_env(**extra: str) -> dict[str, str]:
 
 
 class SimProcess:
-    """`exbus sim` in its own process; ``urls`` holds what it printed (BINANCE_URL, UPBIT_URL, LEDGER)."""
+    """`exbus sim` in its own process; ``urls`` holds what it printed (``<VENUE>_URL``, ``<VENUE>_WS_URL``, LEDGER)."""
 
     def __init__(self, workdir: Path, config_toml: str = "[sim]\nreplay = false\n") -> None:
         self.workdir = workdir
@@ -66,7 +78,9 @@ class SimProcess:
 
     @property
     def venue_urls(self) -> dict[str, str]:
-        return {"binance": self.urls["BINANCE_URL"], "upbit": self.urls["UPBIT_URL"]}
+        """Venue -> the REST base URL the simulator printed (``<VENUE>_URL``)."""
+        return {name[:-4].lower(): url for name, url in self.urls.items()
+                if name.endswith("_URL") and not name.endswith("_WS_URL")}
 
     async def ledger(self) -> dict[str, Any]:
         """GET /__sim/ledger."""

@@ -29,7 +29,7 @@ from schemas.queries import (
 )
 from schemas.vault import Credentials
 from services.executor.client import OrderClient
-from services.executor.credentials import StaticCredentials, simulator_credentials
+from services.executor.credentials import StaticCredentials, paper_keys
 from services.simulator import Simulator
 from services.venues import rest_adapter
 from services.venues.errors import VenueError
@@ -58,7 +58,7 @@ class Taker:
 
     def __init__(self, venue: str, sim: Simulator, http: HttpTransport) -> None:
         self.venue, self.rest, self.http = venue, rest_adapter(venue, sim.url(venue)), http
-        self.creds = simulator_credentials("demo")._table[(venue, "taker")]
+        self.creds = paper_keys()[(venue, "taker")]
         self.n = 0
 
     async def call(self, op: str, args: Any, creds: Credentials | None = None) -> Any:
@@ -235,7 +235,7 @@ async def test_refusals_reach_the_strategy_as_the_taxonomy_error(venue: str, nat
                                                                  event_log: EventLog, sim: Simulator) -> None:
     symbol, qty_text = MARKET[venue]
     js = bus.jetstream()
-    demo, taker = (simulator_credentials("demo")._table[(venue, name)] for name in ("demo", "taker"))
+    demo, taker = (paper_keys()[(venue, name)] for name in ("demo", "taker"))
     credentials = StaticCredentials({
         (venue, "demo"): demo,
         (venue, "forger"): Credentials(api_key=demo.api_key, secret=taker.secret, passphrase=demo.passphrase),
