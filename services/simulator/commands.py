@@ -21,11 +21,12 @@ FAULT_FLAGS = {
 
 def register(sub: Any) -> None:
     """Add ``exbus sim`` to the ``exbus`` parser."""
-    p = sub.add_parser("sim", help="run the venue simulator (Binance and Upbit on loopback) and print its URLs")
+    p = sub.add_parser("sim", help="run the venue simulator (all nine venues on loopback) and print their URLs")
     p.add_argument("--sim-config", help="TOML file: its [sim] table, else the whole file (default: [sim] of --config)")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--binance-port", type=int, help="Binance port (default: a free one)")
     p.add_argument("--upbit-port", type=int, help="Upbit port (default: a free one)")
+    p.add_argument("--venues", help="comma-separated venues to serve (default: all nine)")
     p.add_argument("--no-replay", action="store_true", help="keep the recorded books still (no stream replay)")
     p.add_argument("--replay-speed", type=float, help="replay pace relative to the recording")
     p.add_argument("--seed", type=int, help="seed of the fault dice")
@@ -50,6 +51,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
             raw[name] = getattr(args, name)
     if args.no_replay:
         raw["replay"] = False
+    if args.venues:
+        raw["venues"] = [v.strip() for v in args.venues.split(",") if v.strip()]
     if args.latency_ms:
         raw["faults"].append({"kind": "latency", "route": "*", "latency_ms": args.latency_ms})
     for flag, kind in FAULT_FLAGS.items():
@@ -72,7 +75,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         async with Simulator(config) as sim:
             for name, url in sim.urls().items():
                 print(f"{name}={url}")
-            print(f"LEDGER={sim.binance_url}/__sim/ledger", flush=True)
+            print(f"LEDGER={next(iter(sim.base_urls.values()))}/__sim/ledger", flush=True)
             await stop.wait()
         return 0
 

@@ -175,7 +175,7 @@ class SimConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     bithumb: VenueSettings = msgspec.field(default_factory=VenueSettings)
     korbit: VenueSettings = msgspec.field(default_factory=VenueSettings)
     coinone: VenueSettings = msgspec.field(default_factory=VenueSettings)
-    venues: list[str] = []
+    venues: list[Literal["binance", "coinbase", "kraken", "bitfinex", "okx", "upbit", "bithumb", "korbit", "coinone"]] = []
     """The venues to serve ([] = all nine)."""
     faults: list[Fault] = []
 

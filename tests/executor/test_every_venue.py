@@ -8,8 +8,8 @@ resting bid); the same command twice and the same client order id under a new co
 one venue order; cancel; a reply lost after the venue accepted -> reconciled by client
 order id to exactly one order; an injected 429 -> the fleet waits the venue's Retry-After;
 a 503 before processing -> one order; insufficient balance, unknown order, bad signature
-and unknown key -> the taxonomy's error in the order event; balance and trade history
-equal the ledger's.
+and unknown key, a price off the tick -> the taxonomy's error in the order event; balance
+and trade history equal the ledger's.
 """
 
 from __future__ import annotations
@@ -252,16 +252,20 @@ async def test_refusals_reach_the_strategy_as_the_taxonomy_error(venue: str, nat
     stranger = PlaceOrder(**{**_fields(place(venue, f"{venue}stranger1", "buy", Decimal(qty_text), low)),
                              "account": "stranger"})
     unknown = cancel(venue, f"{venue}never1")
+    off_tick = place(venue, f"{venue}offtick1", "buy", Decimal(qty_text), low + Decimal("0.000000000001"))
+    commands = (too_much, forged, stranger, unknown, off_tick)
     async with fleet(nats_url, sim, credentials=credentials):
-        for command in (too_much, forged, stranger, unknown):
+        for command in commands:
             await publish(js, command)
-        events = await event_log.wait(lambda ev: {e.command_id for e in ev} >= {
-            too_much.command_id, forged.command_id, stranger.command_id, unknown.command_id}, timeout=60)
+        events = await event_log.wait(lambda ev: {e.command_id for e in ev} >= {c.command_id for c in commands},
+                                      timeout=60)
     outcome = {e.command_id: (e.status, e.error) for e in events}
     assert outcome[too_much.command_id] == ("rejected", "insufficient_balance"), outcome
     assert outcome[forged.command_id] == ("rejected", "auth_error"), outcome
     assert outcome[stranger.command_id] == ("rejected", "auth_error"), outcome
     assert outcome[unknown.command_id] == ("rejected", "order_not_found"), outcome
+    # off the venue's tick: refused by exbus's market rules where the venue publishes its tick, else by the venue
+    assert outcome[off_tick.command_id] in (("rejected", "market_rules"), ("rejected", "invalid_order")), outcome
     assert not orders_of(sim.ledger_snapshot(), venue), "nothing was placed"
 
 

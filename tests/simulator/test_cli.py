@@ -12,6 +12,8 @@ import aiohttp
 
 from services.cli import build_parser
 from services.simulator.commands import config_from_args
+from services.simulator.server import VENUES
+from services.venues import rest_adapter
 
 
 async def test_exbus_sim_prints_its_urls_and_serves(exbus_cmd: list[str], clean_env: dict[str, str]) -> None:
@@ -25,8 +27,12 @@ async def test_exbus_sim_prints_its_urls_and_serves(exbus_cmd: list[str], clean_
             assert line, (await proc.stderr.read()).decode()
             name, _, value = line.decode().strip().partition("=")
             urls[name] = value
-        assert set(urls) == {"BINANCE_URL", "BINANCE_WS_URL", "UPBIT_URL", "UPBIT_WS_URL", "LEDGER"}
+        assert {f"{v.upper()}_URL" for v in VENUES} | {"BINANCE_WS_URL", "UPBIT_WS_URL", "LEDGER"} <= set(urls), urls
         async with aiohttp.ClientSession() as s:
+            for venue in VENUES:  # each venue's own public market list, at its own port
+                request = rest_adapter(venue, urls[f"{venue.upper()}_URL"]).build_request("instruments", None, None, 0)
+                async with s.get(request.url) as r:
+                    assert r.status == 200, (venue, r.status, await r.text())
             async with s.get(urls["BINANCE_URL"] + "/api/v3/ping") as r:
                 assert (r.status, await r.json()) == (200, {})
             async with s.get(urls["UPBIT_URL"] + "/v1/market/all") as r:
@@ -44,7 +50,9 @@ def test_flags_and_toml_become_settings(tmp_path: Path) -> None:
     toml = tmp_path / "sim.toml"
     toml.write_text('[sim]\nreplay_speed = 4.0\n[[sim.faults]]\nkind = "drop"\nroute = "cancel"\n'
                     '[[sim.binance.accounts]]\nname = "x"\napi_key = "k"\nsecret = "topsecret-value"\n'
-                    '[sim.binance.accounts.balances]\nUSDT = "5"\n')
+                    '[sim.binance.accounts.balances]\nUSDT = "5"\n'
+                    '[sim.okx]\nport = 0\nrate_limits = { order = 2 }\n[[sim.okx.accounts]]\nname = "desk"\n'
+                    'api_key = "ok"\nsecret = "okx-secret-value"\npassphrase = "okx-phrase-value"\n')
     args = build_parser().parse_args(["sim", "--sim-config", str(toml), "--latency-ms", "25",
                                       "--error-5xx-ratio", "0.1", "--upbit-port", "0", "--seed", "3"])
     config = config_from_args(args)
@@ -54,6 +62,9 @@ def test_flags_and_toml_become_settings(tmp_path: Path) -> None:
     (account,) = config.binance.accounts
     assert (account.name, str(account.balances["USDT"])) == ("x", "5")
     assert account.secret == "topsecret-value" and "topsecret" not in repr(account) + str(config)
+    (okx,) = config.okx.accounts
+    assert (okx.name, okx.passphrase, config.okx.rate_limits) == ("desk", "okx-phrase-value", {"order": 2})
+    assert "okx-secret" not in repr(okx) and "okx-phrase" not in repr(okx)
 
 
 def test_a_bad_setting_names_the_key(tmp_path: Path, exbus_cmd: list[str], clean_env: dict[str, str]) -> None:
