@@ -72,3 +72,48 @@ def test_unsupported_time_in_force_fails_before_sending() -> None:
                    order_type="limit", quantity=Decimal("1"), price=Decimal("1"), time_in_force="ioc")
     with pytest.raises(ValueError, match="good-till-canceled"):
         adapter.build_request("place_order", o, Credentials(api_key="a", secret="b"), 0)
+
+
+def test_order_detail_and_cancel_send_one_id() -> None:
+    """docs order-detail / cancel-order: exactly one of order_id and user_order_id; the
+    venue's id when exbus recorded it, else the client order id (lost replies)."""
+    creds = Credentials(api_key="ACCESS", secret="SECRETKEY")
+    known = adapter.build_request("order_status", OrderStatusQuery(symbol="BTC-KRW", client_order_id="co-1",
+                                                                   venue_order_id="v-1"), creds, 0, NONCE)
+    lost = adapter.build_request("cancel_order", CancelOrder(command_id="c", venue="coinone", account="a",
+                                                             symbol="BTC-KRW", client_order_id="co-1"), creds, 0, NONCE)
+    known_body, lost_body = (json.loads(base64.b64decode(r.body)) for r in (known, lost))
+    assert (known_body.get("order_id"), "user_order_id" in known_body) == ("v-1", False)
+    assert (lost_body.get("user_order_id"), "order_id" in lost_body) == ("co-1", False)
+
+
+def test_completed_orders_send_the_required_window() -> None:
+    """docs find-completed-orders: size, from_ts and to_ts are required (ms)."""
+    from schemas.queries import TradeHistoryQuery
+
+    req = adapter.build_request("trade_history", TradeHistoryQuery(symbol="BTC-KRW", limit=500), Credentials(
+        api_key="ACCESS", secret="SECRETKEY"), 1_700_000_000_123, NONCE)
+    body = json.loads(base64.b64decode(req.body))
+    assert (body["size"], body["from_ts"], body["to_ts"]) == (100, 0, 1_700_000_000_123)
+
+
+def test_upper_case_user_order_id_fails_before_sending() -> None:
+    """docs: user_order_id takes lower-case letters, digits and - _ . only."""
+    o = PlaceOrder(command_id="c", venue="coinone", account="a", symbol="BTC-KRW", client_order_id="Co-3", side="buy",
+                   order_type="limit", quantity=Decimal("1"), price=Decimal("1000"))
+    with pytest.raises(ValueError, match="lower-case"):
+        adapter.build_request("place_order", o, Credentials(api_key="a", secret="b"), 0)
+
+
+def test_server_errors_and_blocks() -> None:
+    """A 500 on place may follow acceptance (OutcomeUnknown); 503 with 405 is maintenance;
+    error 4 carries no Retry-After, so the wait is the limit's window (1 s private)."""
+    err = json.dumps({"result": "error", "error_code": "405", "error_msg": "Server error"}).encode()
+    blocked = json.dumps({"result": "error", "error_code": "4", "error_msg": "Blocked user access"}).encode()
+    from services.venues.errors import OutcomeUnknown, VenueUnavailable
+
+    assert type(adapter.parse_response("place_order", 500, {}, err)) is OutcomeUnknown
+    assert type(adapter.parse_response("place_order", 503, {}, err)) is VenueUnavailable
+    assert adapter.parse_response("balance", 429, {}, blocked).retry_after == 1.0
+    assert adapter.parse_response("ticker", 429, {}, blocked).retry_after == 60.0
+    assert adapter.parse_response("place_order", 429, {"Retry-After": "3"}, blocked).retry_after == 3.0

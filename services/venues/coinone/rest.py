@@ -8,15 +8,20 @@ base64(JSON), X-COINONE-SIGNATURE = hex HMAC-SHA512(secret, payload); 매수/매
 balance/all; public /public/v2/orderbook, ticker_new, markets), ccxt 4.5.90
 coinone.sign() (sends the base64 payload as the body). ccxt upper-cases the secret
 before signing; the docs' example signs with the secret as issued, which exbus does
-(for the upper-case secrets Coinone issues the two agree). Error codes: 4 blocked
-(rate limit), 103 lack of balance, 104 order id does not exist, 107 bad parameter,
-108 unknown currency, 405 maintenance.
+(for the upper-case secrets Coinone issues the two agree). order/detail and order/cancel
+take exactly one of order_id and user_order_id (the venue's id when exbus has it);
+completed_orders requires size, from_ts and to_ts. Error codes (docs error-code page): 4
+blocked (rate limit; no Retry-After, so the wait is the limit's window), 11/12 access token
+missing/invalid, 40 permission, 120-123 payload/signature, 130/131 nonce, 103 lack of
+balance, 104 order id does not exist, 105 price unit, 107 bad parameter, 108 unknown
+currency, 312 user_order_id used before, 405 server error / maintenance.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -29,10 +34,12 @@ from schemas.queries import (
 )
 from schemas.vault import Credentials
 from services.venues import symbols
-from services.venues.base import Endpoint, HttpRequest, Params, RateLimit, RestAdapter, decimal_text, percent_encode
+from services.venues.base import (
+    NON_IDEMPOTENT, Endpoint, HttpRequest, Params, RateLimit, RestAdapter, decimal_text, percent_encode, retry_after,
+)
 from services.venues.errors import (
-    AuthError, DuplicateOrder, InsufficientBalance, InvalidOrder, OrderNotFound, RateLimited, VenueError,
-    VenueUnavailable,
+    AuthError, DuplicateOrder, InsufficientBalance, InvalidOrder, OrderNotFound, OutcomeUnknown, RateLimited,
+    VenueError, VenueUnavailable,
 )
 from services.venues.rules import MarketRules
 from services.venues.signing import hmac_hex
@@ -42,8 +49,13 @@ STATE = {"LIVE": "open", "PARTIALLY_FILLED": "partially_filled", "FILLED": "fill
          "PARTIALLY_CANCELED": "canceled", "NOT_TRIGGERED": "open", "TRIGGERED": "open"}
 ERRORS: dict[str, type[VenueError]] = {
     "4": RateLimited, "103": InsufficientBalance, "104": OrderNotFound, "11": AuthError, "12": AuthError,
-    "40": AuthError, "130": AuthError, "131": AuthError, "405": VenueUnavailable, "312": DuplicateOrder,
+    "40": AuthError, "120": AuthError, "121": AuthError, "122": AuthError, "123": AuthError, "130": AuthError,
+    "131": AuthError, "405": VenueUnavailable, "312": DuplicateOrder,
 }
+USER_ORDER_ID = re.compile(r"[a-z0-9_.\-]{1,150}")
+PUBLIC_BLOCK_S = 60.0
+"""Docs intro: a client over the public limit is blocked for a minute (error 4); the private
+limits are per second. Coinone sends no Retry-After."""
 
 
 def _pair(symbol: str) -> tuple[str, str]:
@@ -102,6 +114,9 @@ class CoinoneRest(RestAdapter):
 
     def params_place_order(self, o: PlaceOrder) -> Params:
         quote, base = _pair(o.symbol)
+        if not USER_ORDER_ID.fullmatch(o.client_order_id):
+            # docs (order-detail): "알파벳 소문자 / 숫자 / 특수문자 - _ . 지원", up to 150 characters
+            raise ValueError("Coinone user_order_id takes lower-case letters, digits, '-', '_' and '.' only")
         p: Params = [("side", o.side.upper()), ("quote_currency", quote), ("target_currency", base),
                      ("type", o.order_type.upper())]
         if o.order_type == "limit":
@@ -116,12 +131,15 @@ class CoinoneRest(RestAdapter):
         return p
 
     def params_cancel_order(self, c: CancelOrder) -> Params:
+        # the docs: exactly one of order_id and user_order_id; the venue's id when exbus has it
         quote, base = _pair(c.symbol)
-        return [("user_order_id", c.client_order_id), ("quote_currency", quote), ("target_currency", base)]
+        key = ("order_id", c.venue_order_id) if c.venue_order_id else ("user_order_id", c.client_order_id)
+        return [key, ("quote_currency", quote), ("target_currency", base)]
 
     def params_order_status(self, q: OrderStatusQuery) -> Params:
         quote, base = _pair(q.symbol)
-        return [("user_order_id", q.client_order_id), ("quote_currency", quote), ("target_currency", base)]
+        key = ("order_id", q.venue_order_id) if q.venue_order_id else ("user_order_id", q.client_order_id)
+        return [key, ("quote_currency", quote), ("target_currency", base)]
 
     def params_open_orders(self, q: OpenOrdersQuery) -> Params:
         if q.symbol is None:
@@ -132,10 +150,13 @@ class CoinoneRest(RestAdapter):
     def params_balance(self, _: BalanceQuery) -> Params:
         return []
 
-    def params_trade_history(self, q: TradeHistoryQuery) -> Params:
-        quote, base = _pair(q.symbol)
-        p: Params = [("quote_currency", quote), ("target_currency", base), ("size", min(q.limit, 100))]
-        return [*p, ("from_ts", q.since // MS)] if q.since is not None else p
+    def params_for(self, op: str, args: Any, now_ms: int) -> Params:
+        if op == "trade_history":  # find-completed-orders: size, from_ts and to_ts are required
+            quote, base = _pair(args.symbol)
+            since = args.since // MS if args.since is not None else 0
+            return [("quote_currency", quote), ("target_currency", base), ("size", max(1, min(args.limit, 100))),
+                    ("from_ts", since), ("to_ts", now_ms)]
+        return super().params_for(op, args, now_ms)
 
     # --- parsing -----------------------------------------------------------------------------------------
     def parse_ticker(self, payload: Any, q: TickerQuery) -> Ticker:
@@ -172,7 +193,7 @@ class CoinoneRest(RestAdapter):
 
     def _order(self, o: dict[str, Any], client_order_id: str | None) -> OrderInfo:
         filled = Decimal(o.get("executed_qty") or o.get("traded_qty") or "0")
-        avg = o.get("avg_price")
+        avg = o.get("avg_price") or o.get("average_executed_price")
         return OrderInfo(
             symbol=f"{o['target_currency'].upper()}-{o['quote_currency'].upper()}",
             client_order_id=client_order_id or o.get("user_order_id"), venue_order_id=o["order_id"],
@@ -218,8 +239,16 @@ class CoinoneRest(RestAdapter):
     def error(self, status: int, headers: dict[str, str], payload: Any, op: str) -> VenueError | None:
         if not isinstance(payload, dict) or payload.get("result") != "error":
             return None
-        code = str(payload.get("error_code", ""))
-        text, kw = f"coinone {code}: {payload.get('error_msg', '')}", {"venue_code": code}
+        # v2.1 and public v2 answer snake_case; the docs' public rate-limit reply is camelCase
+        code = str(payload.get("error_code", payload.get("errorCode", "")))
+        message = payload.get("error_msg", payload.get("errorMsg", ""))
+        text, kw = f"coinone {code}: {message}", {"venue_code": code}
+        if status >= 500 and status != 503 and op in NON_IDEMPOTENT:
+            # a 500/502/504 on place or cancel may come after the order was taken
+            return OutcomeUnknown(text, **kw)
+        if code == "4":
+            wait = retry_after(headers) or (1.0 if self.endpoints[op].signed else PUBLIC_BLOCK_S)
+            return RateLimited(text, retry_after=wait, **kw)
         return ERRORS.get(code, InvalidOrder)(text, **kw)
 
 
