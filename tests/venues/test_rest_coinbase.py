@@ -18,7 +18,7 @@ from schemas.queries import OrderBookQuery, OrderStatusQuery
 from schemas.vault import Credentials
 from services.venues import rest_adapter
 from services.venues.base import CancelAccepted
-from services.venues.errors import DuplicateOrder, InsufficientBalance, InvalidOrder, OrderNotFound, RateLimited
+from services.venues.errors import AuthError, DuplicateOrder, InsufficientBalance, InvalidOrder, OrderNotFound, RateLimited
 
 adapter = rest_adapter("coinbase")
 KEY = ec.generate_private_key(ec.SECP256R1())
@@ -70,9 +70,29 @@ def test_create_order_body() -> None:
     assert json.loads(adapter.build_request("place_order", m, CREDS, 0).body)["order_configuration"] == {"market_market_ioc": {"quote_size": "25"}}
 
 
-def test_status_and_cancel_need_the_venue_order_id() -> None:
-    with pytest.raises(ValueError, match="venue_order_id"):
-        adapter.build_request("order_status", OrderStatusQuery(symbol="BTC-USD", client_order_id="c"), CREDS, 0)
+def test_status_without_the_venue_order_id_lists_orders_and_matches_the_client_order_id() -> None:
+    # Get Order is by order id only (its client_order_id parameter is documented as deprecated);
+    # List Orders (GET /orders/historical/batch, product_ids filter) finds a create whose reply was lost
+    q = OrderStatusQuery(symbol="BTC-USD", client_order_id="c")
+    req = adapter.build_request("order_status", q, CREDS, 1700000000000)
+    assert req.url == "https://api.coinbase.com/api/v3/brokerage/orders/historical/batch?product_ids=BTC-USD&limit=1000"
+    row = {"order_id": "o-1", "product_id": "BTC-USD", "side": "BUY", "client_order_id": "c", "status": "OPEN",
+           "order_configuration": {"limit_limit_gtc": {"base_size": "0.1", "limit_price": "100.00"}}, "filled_size": "0"}
+    other = row | {"order_id": "o-2", "client_order_id": "d"}
+    found = adapter.parse_response("order_status", 200, {}, json.dumps({"orders": [other, row]}).encode(), q)
+    assert (found.venue_order_id, found.state, found.quantity) == ("o-1", "open", Decimal("0.1"))
+    none = adapter.parse_response("order_status", 200, {}, json.dumps({"orders": [other]}).encode(), q)
+    assert isinstance(none, OrderNotFound)
+
+
+def test_cancel_without_the_venue_order_id_looks_the_client_order_id_up() -> None:
+    # Batch Cancel takes order_ids only (Cancel Orders reference): List Orders tells "never had it" apart
+    bare = CancelOrder(command_id="x", venue="coinbase", account="a", symbol="BTC-USD", client_order_id="c")
+    req = adapter.build_request("cancel_order", bare, CREDS, 1700000000000)
+    assert (req.method, req.url.split("?")[0]) == ("GET", "https://api.coinbase.com/api/v3/brokerage/orders/historical/batch")
+    assert isinstance(adapter.parse_response("cancel_order", 200, {}, b'{"orders":[]}', bare), OrderNotFound)
+    there = adapter.parse_response("cancel_order", 200, {}, b'{"orders":[{"order_id":"o-9","client_order_id":"c"}]}', bare)
+    assert isinstance(there, InvalidOrder) and "o-9" in str(there)
     c = CancelOrder(command_id="x", venue="coinbase", account="a", symbol="BTC-USD", client_order_id="c", venue_order_id="o-1")
     assert json.loads(adapter.build_request("cancel_order", c, CREDS, 0).body) == {"order_ids": ["o-1"]}
     ok = adapter.parse_response("cancel_order", 200, {}, b'{"results":[{"success":true,"failure_reason":"UNKNOWN_CANCEL_FAILURE_REASON","order_id":"o-1"}]}', c)
@@ -89,10 +109,12 @@ def test_status_and_cancel_need_the_venue_order_id() -> None:
         (200, {"success": False, "error_response": {"error": "UNSUPPORTED_ORDER_CONFIGURATION"}}, InvalidOrder),
         (429, {"error": "rate_limit_exceeded", "message": "Too many requests"}, RateLimited),
         (400, {"error": "INVALID_ARGUMENT", "message": "invalid product_id"}, InvalidOrder),
+        (401, "Unauthorized", AuthError),  # a refused JWT: the bare text (not JSON) as Coinbase sends it
     ],
 )
-def test_error_mapping(status: int, body: dict, expected: type) -> None:
-    assert type(adapter.parse_response("place_order", status, {}, json.dumps(body).encode())) is expected
+def test_error_mapping(status: int, body: dict | str, expected: type) -> None:
+    raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    assert type(adapter.parse_response("place_order", status, {}, raw)) is expected
 
 
 def test_product_book() -> None:

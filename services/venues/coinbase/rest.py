@@ -11,8 +11,13 @@ Cancel (by order ids), Get Order (by order id), List Accounts, List Fills, publi
 market/product_book and market/products.
 
 Coinbase de-duplicates creates by client_order_id itself, so re-sending the identical
-create is safe there. Status and cancel work by Coinbase's order id only: the executor
-passes the venue_order_id it recorded; without it the adapter refuses rather than guess.
+create is safe there. Get Order and Cancel work by Coinbase's order id (Get Order's
+``client_order_id`` query parameter is documented as deprecated): the executor passes the
+venue_order_id it recorded. Without one (a create whose reply was lost) order status lists
+the product's orders (List Orders, every status, newest first) and picks the one with the
+client_order_id; none there is OrderNotFound. A cancel without the order id looks the client
+order id up the same way: not there is OrderNotFound, there is InvalidOrder naming the
+order id to cancel with (Batch Cancel takes order ids only).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from services.venues.errors import (
 from services.venues.rules import MarketRules
 
 HOST = "api.coinbase.com"
+LOOKUP_LIMIT = 1000
+"""Orders List Orders returns when status is asked by client order id (a lost create reply)."""
 STATE = {"OPEN": "open", "PENDING": "open", "QUEUED": "open", "FILLED": "filled", "CANCELLED": "canceled",
          "CANCEL_QUEUED": "open", "EXPIRED": "expired", "FAILED": "rejected"}
 FAILURES: dict[str, type[VenueError]] = {
@@ -86,8 +93,8 @@ class CoinbaseRest(RestAdapter):
         if op == "ticker":
             return path.replace("{product_id}", args.symbol)
         if op == "order_status":
-            if not args.venue_order_id:
-                raise ValueError("Coinbase finds orders by its order id: pass venue_order_id")
+            if not args.venue_order_id:  # a lost create reply: List Orders, matched by client_order_id
+                return self.endpoints["open_orders"].path
             return path.replace("{order_id}", args.venue_order_id)
         return path
 
@@ -120,12 +127,21 @@ class CoinbaseRest(RestAdapter):
         return [("client_order_id", o.client_order_id), ("product_id", o.symbol), ("side", o.side.upper()),
                 ("order_configuration", order_configuration(o))]  # type: ignore[list-item]
 
+    def build_request(self, op: str, args: Any, creds: Credentials | None, now_ms: int,
+                      nonce: str | int | None = None) -> HttpRequest:
+        if op == "cancel_order" and not args.venue_order_id and creds is not None:
+            # Batch Cancel takes Coinbase order ids only: without one, look the client order id up
+            # (List Orders) so that an order Coinbase never had is a definite OrderNotFound
+            path = self.endpoints["open_orders"].path
+            return self.sign("GET", path, [("product_ids", args.symbol), ("limit", str(LOOKUP_LIMIT))], creds, now_ms, nonce)
+        return super().build_request(op, args, creds, now_ms, nonce)
+
     def params_cancel_order(self, c: CancelOrder) -> Params:
-        if not c.venue_order_id:
-            raise ValueError("Coinbase cancels by its order id: pass venue_order_id")
         return [("order_ids", [c.venue_order_id])]  # type: ignore[list-item]
 
-    def params_order_status(self, _: OrderStatusQuery) -> Params:
+    def params_order_status(self, q: OrderStatusQuery) -> Params:
+        if not q.venue_order_id:  # every status, newest first; the order is picked by client_order_id
+            return [("product_ids", q.symbol), ("limit", str(LOOKUP_LIMIT))]
         return []
 
     def params_open_orders(self, q: OpenOrdersQuery) -> Params:
@@ -188,14 +204,26 @@ class CoinbaseRest(RestAdapter):
                          price=o.price)
 
     def parse_cancel_order(self, payload: Any, c: CancelOrder) -> CancelAccepted | VenueError:
+        if "orders" in payload:  # the List Orders look-up of a cancel without the venue order id
+            found = [o for o in payload["orders"] if o.get("client_order_id") == c.client_order_id]
+            if not found:
+                return OrderNotFound(f"coinbase: no order with client_order_id {c.client_order_id}", venue_code="NOT_FOUND")
+            return InvalidOrder(f"coinbase cancels by order id: send the cancel with venue_order_id "
+                                f"{found[0]['order_id']} (client_order_id {c.client_order_id})", venue_code="NO_ORDER_ID")
         (r,) = payload["results"]
         if not r.get("success"):
             reason = r.get("failure_reason", "UNKNOWN_CANCEL_FAILURE_REASON")
             return FAILURES.get(reason, InvalidOrder)(f"coinbase: {reason}", venue_code=reason)
         return CancelAccepted(client_order_id=c.client_order_id, venue_order_id=r.get("order_id"))
 
-    def parse_order_status(self, payload: Any, _: Any) -> OrderInfo:
-        return self._order(payload["order"])
+    def parse_order_status(self, payload: Any, q: OrderStatusQuery) -> OrderInfo | VenueError:
+        if "order" in payload:
+            return self._order(payload["order"])
+        found = [o for o in payload["orders"] if o.get("client_order_id") == q.client_order_id]
+        if not found:
+            return OrderNotFound(f"coinbase: no order with client_order_id {q.client_order_id} among the "
+                                 f"{len(payload['orders'])} newest of {q.symbol}", venue_code="NOT_FOUND")
+        return self._order(found[0])  # Create Order never makes two orders of one client_order_id
 
     def parse_open_orders(self, payload: Any, _: Any) -> list[OrderInfo]:
         return [self._order(o) for o in payload.get("orders", [])]
@@ -215,6 +243,8 @@ class CoinbaseRest(RestAdapter):
 
     # --- errors ----------------------------------------------------------------------------------------
     def error(self, status: int, headers: dict[str, str], payload: Any, op: str) -> VenueError | None:
+        if status == 401:  # Coinbase answers a refused JWT with the bare text "Unauthorized"
+            return AuthError(f"coinbase 401: {payload if isinstance(payload, str) else 'Unauthorized'}", venue_code="401")
         if not isinstance(payload, dict):
             return None
         if payload.get("success") is False:  # Create Order failure (HTTP 200)
@@ -231,7 +261,7 @@ class CoinbaseRest(RestAdapter):
             return RateLimited(text, retry_after=retry_after(headers), venue_code=code)
         if status in (401, 403):
             return AuthError(text, venue_code=code)
-        if status == 404:
+        if status == 404 and op in ("order_status", "cancel_order"):
             return OrderNotFound(text, venue_code=code)
         if status >= 500:
             return None
