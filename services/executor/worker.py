@@ -290,7 +290,8 @@ class CommandWorker:
                 return info
             except OrderNotFound:
                 not_found += 1
-            except (OutcomeUnknown, NetworkError, VenueUnavailable, LeaseTimeout) as e:
+            except (OutcomeUnknown, NetworkError, VenueUnavailable, LeaseTimeout, ValueError) as e:
+                # ValueError: the adapter cannot ask this venue for this order (yet): not known either
                 log.info("order status not known yet", client_order_id=cmd.client_order_id, error=str(e))
             except RateLimited as e:
                 await asyncio.sleep(min(e.retry_after or 1.0, 5.0))
@@ -357,6 +358,8 @@ class CommandWorker:
                 return event
             except OrderNotFound as e:
                 return event_for(cmd, "rejected", error="order_not_found", reason=str(e))
+            except ValueError as e:  # a cancel this venue's adapter cannot express
+                return event_for(cmd, "rejected", error="invalid_command", reason=str(e))
             except (OutcomeUnknown, NetworkError, VenueUnavailable) as e:
                 if attempt + 1 == self.send_attempts:
                     return event_for(cmd, "failed", error=e.code, reason=str(e))  # type: ignore[arg-type]
