@@ -14,7 +14,7 @@ from schemas import CancelOrder, PlaceOrder
 from schemas.queries import OpenOrdersQuery, OrderStatusQuery
 from schemas.vault import Credentials
 from services.venues import rest_adapter
-from services.venues.errors import InsufficientBalance, OrderNotFound
+from services.venues.errors import AuthError, DuplicateOrder, InsufficientBalance, OrderNotFound, RateLimited
 
 adapter = rest_adapter("bithumb")
 CREDS = Credentials(api_key="L7rVaYfBIc2BDsnlQGfkR93d6DoOAJCw7mJr5Eso", secret="bithumb-test-secret-0123456789abcdef")
@@ -61,3 +61,24 @@ def test_errors() -> None:
     err = adapter.parse_response("place_order", 400, {}, b'{"error":{"name":"insufficient_funds_ask","message":"..."}}')
     assert isinstance(err, InsufficientBalance) and err.message.startswith("bithumb ")
     assert isinstance(adapter.parse_response("cancel_order", 404, {}, b'{"error":{"name":"order_not_found","message":"..."}}'), OrderNotFound)
+
+
+def test_duplicate_expired_and_rate_limit_replies() -> None:
+    """API 주요 에러 코드: 401 expired_jwt; a reused client_order_id is refused (the simulator's
+    name, the docs give none); 429 names no wait, so one 1 s window ("API 요청 수 제한 안내")."""
+    dup = adapter.parse_response("place_order", 400, {}, b'{"error":{"name":"duplicate_client_order_id","message":"..."}}')
+    assert isinstance(dup, DuplicateOrder) and dup.venue_code == "duplicate_client_order_id"
+    assert isinstance(adapter.parse_response("balance", 401, {}, b'{"error":{"name":"expired_jwt","message":"..."}}'), AuthError)
+    limited = adapter.parse_response("place_order", 429, {}, b'{"error":{"name":"too_many_requests","message":"..."}}')
+    assert isinstance(limited, RateLimited) and limited.retry_after == 1.0
+    told = adapter.parse_response("place_order", 429, {"Retry-After": "3"}, b"Too many requests")
+    assert isinstance(told, RateLimited) and told.retry_after == 3.0
+
+
+def test_v2_order_reply_named_order_id() -> None:
+    """The v2 replies name the venue id ``order_id`` (changelog client-order-id, 2026-03-12)."""
+    reply = {"order_id": "C0106000032400700021", "market": "KRW-BTC", "side": "bid", "ord_type": "limit",
+             "price": "84000000", "volume": "0.0001", "created_at": "2024-04-04T20:31:50+09:00",
+             "client_order_id": "bt_order-1"}
+    info = adapter.parse_response("place_order", 201, {}, json.dumps(reply).encode(), None)
+    assert (info.venue_order_id, info.client_order_id, info.state) == ("C0106000032400700021", "bt_order-1", "open")

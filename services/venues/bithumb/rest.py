@@ -4,17 +4,28 @@ Sources: apidocs.bithumb.com (JWT HS256 with access_key, uuid nonce, ms ``timest
 SHA512 query_hash; POST /v2/orders with ``client_order_id`` (changelog 2026-03-12,
 ``[A-Za-z0-9_-]{1,36}``), DELETE /v2/order and GET /v1/order by client_order_id,
 ``time_in_force`` ioc/fok/post_only since 2026-06-30; GET /v1/accounts, /v1/orders,
-/v1/ticker, /v1/orderbook, /v1/market/all). Limits: 140 private requests/s per category
-per IP, 150 public. ccxt 4.5.90 still speaks Bithumb's legacy 1.0 API, so it is no
-reference here; tests verify tokens from the documented recipe.
+/v1/ticker, /v1/orderbook, /v1/market/all). Limits ("API 요청 수 제한 안내"): 140 private
+requests/s per category (order, cancel, other) per IP, 150/s per public category; a 429
+carries no Retry-After, so a rate-limited call waits one window (1 s). Errors ("API 주요
+에러 코드"): ``{"error": {"name", "message"}}``; 401 ``expired_jwt`` besides Upbit's names.
+The v2 order replies name the venue id ``order_id`` where v1 says ``uuid``; both are read.
+ccxt 4.5.90 still speaks Bithumb's legacy 1.0 API, so it is no reference here; tests
+verify tokens from the documented recipe.
 """
 
 from __future__ import annotations
 
-from schemas.queries import OpenOrdersQuery
+from typing import Any
+
+from schemas.queries import OpenOrdersQuery, OrderInfo
 from services.venues import symbols
 from services.venues.base import Endpoint, Params, RateLimit
+from services.venues.errors import AuthError, DuplicateOrder, RateLimited, VenueError
 from services.venues.upbit.rest import UpbitRest
+
+DUPLICATE_ERRORS = {"duplicate_client_order_id", "duplicated_client_order_id"}
+RATE_WINDOW_S = 1.0
+"""Bithumb's limits are per second and its 429 names no wait: retry after one window."""
 
 
 class BithumbRest(UpbitRest):
@@ -40,5 +51,30 @@ class BithumbRest(UpbitRest):
     def params_open_orders(self, q: OpenOrdersQuery) -> Params:
         return [*([("market", symbols.quote_first(q.symbol))] if q.symbol else []), ("state", "wait")]
 
+    def _order(self, payload: Any) -> OrderInfo:
+        if isinstance(payload, dict) and "uuid" not in payload and "order_id" in payload:
+            payload = {"state": "wait", **payload, "uuid": payload["order_id"]}
+        return super()._order(payload)
+
+    def error(self, status: int, headers: dict[str, str], payload: Any, op: str) -> VenueError | None:
+        err = super().error(status, headers, payload, op)
+        if err is None:
+            return None
+        name = str(err.venue_code or "")
+        if isinstance(err, RateLimited) and err.retry_after is None:
+            err.retry_after = RATE_WINDOW_S
+        elif name in DUPLICATE_ERRORS:
+            return DuplicateOrder(err.message, venue_code=name)
+        elif name == "expired_jwt":
+            return AuthError(err.message, venue_code=name)
+        return err
+
+    def http_error(self, op: str, status: int, headers: dict[str, str], body: bytes) -> VenueError:
+        err = super().http_error(op, status, headers, body)
+        if isinstance(err, RateLimited) and err.retry_after is None:
+            err.retry_after = RATE_WINDOW_S
+        return err
+
 
 ADAPTER = BithumbRest
+"""Bithumb (KRW markets)."""
