@@ -17,7 +17,10 @@ from schemas import CancelOrder, PlaceOrder
 from schemas.queries import OrderBookQuery, OrderStatusQuery
 from schemas.vault import Credentials
 from services.venues import rest_adapter
-from services.venues.errors import DuplicateOrder, InsufficientBalance, OrderNotFound, RateLimited, VenueUnavailable
+from services.venues.errors import (
+    AuthError, DuplicateOrder, InsufficientBalance, InvalidOrder, OrderNotFound, OutcomeUnknown, RateLimited,
+    VenueUnavailable,
+)
 
 adapter = rest_adapter("korbit")
 DOC_SECRET = "ZwKS2evdxj9j3Neir2s0UHAmpNFfo4a0iHawEElGCBs"  # the docs' example HMAC secret
@@ -67,8 +70,27 @@ def test_orderbook_from_the_docs() -> None:
 @pytest.mark.parametrize(
     ("status", "code", "expected"),
     [(400, "NO_BALANCE", InsufficientBalance), (400, "DUPLICATE_CLIENT_ORDER_ID", DuplicateOrder),
-     (404, "ORDER_NOT_FOUND", OrderNotFound), (400, "TRY_AGAIN", VenueUnavailable), (429, "TOO_MANY_REQUESTS", RateLimited)],
+     (404, "ORDER_NOT_FOUND", OrderNotFound), (400, "ORDER_ALREADY_FILLED", OrderNotFound),
+     (400, "TRY_AGAIN", VenueUnavailable), (429, "TOO_MANY_REQUESTS", RateLimited),
+     (401, "KEY_NOT_FOUND", AuthError), (401, "EXCEED_TIME_WINDOW", AuthError), (401, "SOMETHING_NEW", AuthError),
+     (400, "PRICE_TICK_SIZE_INVALID", InvalidOrder)],
 )
 def test_error_codes(status: int, code: str, expected: type) -> None:
-    body = json.dumps({"success": False, "error": {"code": code, "message": "..."}}).encode()
-    assert type(adapter.parse_response("place_order", status, {"Retry-After": "1"}, body)) is expected
+    """The envelope as the official korbit-cli reads it (internal/apiclient/client.go and its
+    tests: ``{"success":false,"error":{"code":422,"message":"BAD"}}``, the code in ``message``)."""
+    body = json.dumps({"success": False, "error": {"code": status, "message": code}}).encode()
+    err = adapter.parse_response("place_order", status, {"Retry-After": "1"}, body)
+    assert type(err) is expected and err.venue_code == code
+
+
+def test_rate_limited_reads_retry_after() -> None:
+    """요청 수 제한: 429 Too Many Requests with ``Retry-After: 1``."""
+    body = b'{"success":false,"error":{"code":429,"message":"TOO_MANY_REQUESTS"}}'
+    err = adapter.parse_response("balance", 429, {"Retry-After": "1"}, body)
+    assert isinstance(err, RateLimited) and err.retry_after == 1
+
+
+def test_5xx_on_place_is_outcome_unknown() -> None:
+    body = b'{"success":false,"error":{"code":503,"message":"SERVICE_UNAVAILABLE"}}'
+    assert isinstance(adapter.parse_response("place_order", 503, {}, body), OutcomeUnknown)
+    assert isinstance(adapter.parse_response("order_status", 503, {}, body), VenueUnavailable)

@@ -41,7 +41,8 @@ ERRORS: dict[str, type[VenueError]] = {
     "ORDER_NOT_FOUND": OrderNotFound, "ORDER_ALREADY_CANCELED": OrderNotFound,
     "ORDER_ALREADY_FILLED": OrderNotFound, "ORDER_ALREADY_EXPIRED": OrderNotFound,
     "EXCEED_TIME_WINDOW": AuthError, "INVALID_SIGNATURE": AuthError, "INVALID_API_KEY": AuthError,
-    "UNAUTHORIZED": AuthError, "TOO_MANY_REQUESTS": RateLimited, "TRY_AGAIN": VenueUnavailable,
+    "UNAUTHORIZED": AuthError, "KEY_NOT_FOUND": AuthError, "INVALID_USER_STATUS": AuthError,
+    "TOO_MANY_REQUESTS": RateLimited, "TRY_AGAIN": VenueUnavailable,
 }
 
 
@@ -194,14 +195,22 @@ class KorbitRest(RestAdapter):
         if not isinstance(payload, dict) or payload.get("success", True) is True:
             return None
         err = payload.get("error")
-        code = str(err.get("code", "")) if isinstance(err, dict) else str(err or "")
-        message = str(err.get("message", "")) if isinstance(err, dict) else ""
-        text, kw = f"korbit {code}: {message}".strip(), {"venue_code": code}
+        err = err if isinstance(err, dict) else {"message": err}
+        # the symbolic code is ``error.message`` (``error.code`` holds the HTTP status): the
+        # official korbit-cli reads it so (internal/apiclient/client.go), as does the docs'
+        # WebSocket example (``errorJson.error?.message``: EXCEED_TIME_WINDOW, KEY_NOT_FOUND)
+        code = str(err.get("message") or "")
+        if not code and isinstance(err.get("code"), str):
+            code = err["code"]
+        text = f"korbit {code or status}: {err.get('description') or ''}".strip(": ")
+        kw = {"venue_code": code}
         if status == 429 or code == "TOO_MANY_REQUESTS":
             return RateLimited(text, retry_after=retry_after(headers), **kw)
-        if status >= 500 and code not in ERRORS:
+        if code in ERRORS:
+            return ERRORS[code](text, **kw)
+        if status >= 500:
             return None
-        return ERRORS.get(code, InvalidOrder)(text, **kw)
+        return (AuthError if status in (401, 403) else InvalidOrder)(text, **kw)
 
 
 ADAPTER = KorbitRest
