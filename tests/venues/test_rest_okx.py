@@ -80,6 +80,13 @@ def test_recorded_spot_instruments(shared_data: Path) -> None:
         (200, {"code": "50004", "msg": "API endpoint request timeout", "data": []}, "balance", VenueUnavailable),
         (401, {"code": "50113", "msg": "Invalid Sign", "data": []}, "balance", AuthError),
         (200, {"code": "1", "msg": "", "data": [{"sCode": "51121", "sMsg": "Order quantity must be a multiple of the lot size."}]}, "place_order", InvalidOrder),
+        # Error Code: 50001 is HTTP 503, 51149 HTTP 500 "does not mean that the request was successful or failed"
+        (503, {"code": "50001", "msg": "Service temporarily unavailable. Please try again later.", "data": []}, "place_order", OutcomeUnknown),
+        (503, {"code": "50001", "msg": "Service temporarily unavailable. Please try again later.", "data": []}, "cancel_order", OutcomeUnknown),
+        (503, {"code": "50001", "msg": "Service temporarily unavailable. Please try again later.", "data": []}, "balance", VenueUnavailable),
+        (500, {"code": "51149", "msg": "Order timed out. Please try again.", "data": []}, "place_order", OutcomeUnknown),
+        (401, {"code": "50106", "msg": 'Request header "OK-ACCESS-SIGN" cannot be empty.', "data": []}, "balance", AuthError),
+        (200, {"code": "1", "msg": "All operations failed", "data": [{"sCode": "50061", "sMsg": "You've reached the maximum order rate limit for this account."}]}, "place_order", RateLimited),
     ],
 )
 def test_error_mapping(status: int, body: dict, op: str, expected: type) -> None:
@@ -97,3 +104,21 @@ def test_order_status_and_cancel_replies() -> None:
     c = CancelOrder(command_id="c", venue="okx", account="a", symbol="BTC-USDT", client_order_id="abc123")
     ack = adapter.parse_response("cancel_order", 200, {}, b'{"code":"0","msg":"","data":[{"clOrdId":"abc123","ordId":"1","sCode":"0","sMsg":""}]}', c)
     assert ack.client_order_id == "abc123" and ack.venue_order_id == "1"
+
+
+def test_rate_limited_without_retry_after_waits_one_two_second_window() -> None:
+    """OKX answers 429 / 50011 with no Retry-After; its limits count per 2 s ("60 requests per
+    2 seconds"). A Retry-After, when one comes (a proxy), wins."""
+    body = b'{"code":"50011","msg":"Too Many Requests","data":[]}'
+    assert adapter.parse_response("balance", 429, {}, body).retry_after == 2.0
+    assert adapter.parse_response("balance", 429, {"Retry-After": "5"}, body).retry_after == 5.0
+
+
+def test_order_status_by_ord_id_once_known() -> None:
+    """Get order details: "ordId and clOrdId ... if both are passed, ordId will be used"; a clOrdId
+    query returns only the latest order with it, so the venue's own id is the exact one."""
+    by_id = adapter.build_request("order_status", OrderStatusQuery(symbol="BTC-USDT", client_order_id="abc123",
+                                                                   venue_order_id="680800019749904384"), CREDS, TS_MS)
+    assert by_id.url.endswith("/api/v5/trade/order?instId=BTC-USDT&ordId=680800019749904384")
+    by_cid = adapter.build_request("order_status", OrderStatusQuery(symbol="BTC-USDT", client_order_id="abc123"), CREDS, TS_MS)
+    assert by_cid.url.endswith("/api/v5/trade/order?instId=BTC-USDT&clOrdId=abc123")

@@ -9,6 +9,14 @@ Client order ids: ``clOrdId`` allows only 1-32 letters and digits. An exbus id t
 is sent as is; any other (with ``-`` or ``_``, or longer) is sent as ``x`` + the first 31
 hex digits of its SHA-256, deterministically, so status and cancel by client id find it.
 Listing open orders cannot map a hashed id back: those orders show client_order_id None.
+
+Order status goes by ``ordId`` once exbus knows it (the docs: "if both are passed, ordId will
+be used"; by clOrdId "only the latest one will be returned", and a clOrdId may be used again
+once its order is closed), else by ``clOrdId``. A 5xx answer to a place or cancel is
+OutcomeUnknown whatever its code: OKX's own 50004 and 51149 say "does not mean that the
+request was successful or failed", and a 503 from the gateway cannot tell either. OKX sends
+no Retry-After with 50011 / HTTP 429; its limits are counted in 2-second windows, so a
+rate-limited call waits one window.
 """
 
 from __future__ import annotations
@@ -49,11 +57,14 @@ CODES: dict[str, type[VenueError]] = {
     "51016": DuplicateOrder,
     "51603": OrderNotFound, "51400": OrderNotFound, "51401": OrderNotFound,
     "50011": RateLimited, "50061": RateLimited, "50040": RateLimited,
-    "50004": OutcomeUnknown,
+    "50004": OutcomeUnknown, "51149": OutcomeUnknown, "51054": OutcomeUnknown,
     "50001": VenueUnavailable, "50013": VenueUnavailable, "50026": VenueUnavailable,
     "50100": AuthError, "50101": AuthError, "50102": AuthError, "50103": AuthError, "50104": AuthError,
-    "50105": AuthError, "50111": AuthError, "50112": AuthError, "50113": AuthError, "50114": AuthError,
+    "50105": AuthError, "50106": AuthError, "50107": AuthError, "50111": AuthError, "50112": AuthError,
+    "50113": AuthError, "50114": AuthError,
 }
+WINDOW_S = 2.0
+"""The period of OKX's rate limits ("60 requests per 2 seconds"): the wait after a 50011."""
 
 
 def venue_client_id(client_order_id: str) -> str:
@@ -144,6 +155,8 @@ class OkxRest(RestAdapter):
         return [("instId", c.symbol), ("clOrdId", venue_client_id(c.client_order_id))]
 
     def params_order_status(self, q: OrderStatusQuery) -> Params:
+        if q.venue_order_id:
+            return [("instId", q.symbol), ("ordId", q.venue_order_id)]
         return [("instId", q.symbol), ("clOrdId", venue_client_id(q.client_order_id))]
 
     def params_open_orders(self, q: OpenOrdersQuery) -> Params:
@@ -235,8 +248,11 @@ class OkxRest(RestAdapter):
         text, kw = f"okx {code}: {msg}", {"venue_code": code}
         cls = CODES.get(code)
         if cls is RateLimited or status == 429:
-            return RateLimited(text, retry_after=retry_after(headers), **kw)
-        if cls is OutcomeUnknown and op not in NON_IDEMPOTENT:
+            wait = retry_after(headers)
+            return RateLimited(text, retry_after=WINDOW_S if wait is None else wait, **kw)
+        if op in NON_IDEMPOTENT and (status >= 500 or cls is OutcomeUnknown):
+            return OutcomeUnknown(text, **kw)
+        if cls is OutcomeUnknown:
             return VenueUnavailable(text, **kw)
         if cls is not None:
             return cls(text, **kw)
