@@ -13,7 +13,7 @@ from services.executor.credentials import CredentialsProvider
 from services.executor.ratelimit import RateLimiter
 from services.executor.state import NonceSequences
 from services.venues import rest_adapter
-from services.venues.base import NON_IDEMPOTENT, RestAdapter
+from services.venues.base import NON_IDEMPOTENT, FollowUp, RestAdapter
 from services.venues.errors import RateLimited, VenueError
 from services.venues.http import HttpTransport
 
@@ -66,4 +66,6 @@ class VenueGateway:
             raise result
         if isinstance(result, VenueError):
             raise result
+        if isinstance(result, FollowUp):  # the venue's answer takes another request
+            return await self.call(venue, account, result.op, result.args)
         return result

@@ -53,6 +53,16 @@ class CancelAccepted(msgspec.Struct, frozen=True, kw_only=True):
     venue_order_id: str | None = None
 
 
+class FollowUp(msgspec.Struct, frozen=True):
+    """An answer that does not settle the operation yet: the caller sends ``op`` (another of
+    the adapter's endpoints) with ``args`` next and takes that answer instead. For venues that
+    spread one answer over several endpoints (Bitfinex: the active orders, then the order
+    history). Each request of the chain takes its own lease."""
+
+    op: str
+    args: Any = None
+
+
 class Endpoint(msgspec.Struct, frozen=True):
     """Where an operation goes and what it costs against the venue's limits."""
 
@@ -123,6 +133,11 @@ class RestAdapter:
     def params_for(self, op: str, args: Any, now_ms: int) -> Params:
         """Raw parameters of ``op`` (``params_<op>(args)``; venues needing the clock override)."""
         return getattr(self, f"params_{op}")(args)
+
+    def venue_client_order_id(self, client_order_id: str) -> str:
+        """The client order id as the venue sees it (venues with narrower id formats map
+        exbus's id deterministically: Bitfinex's integer cid, OKX's and Kraken's hashed ids)."""
+        return client_order_id
 
     def path_for(self, op: str, args: Any) -> str:
         """The request path of ``op`` (venues with ids in the path override this)."""
@@ -221,6 +236,6 @@ def retry_after(headers: dict[str, str]) -> float | None:
 
 
 __all__ = [
-    "CancelAccepted", "Endpoint", "HttpRequest", "NON_IDEMPOTENT", "Operation", "Params", "RateLimit", "RestAdapter",
+    "CancelAccepted", "Endpoint", "FollowUp", "HttpRequest", "NON_IDEMPOTENT", "Operation", "Params", "RateLimit", "RestAdapter",
     "decimal_text", "percent_encode", "retry_after",
 ]

@@ -22,7 +22,7 @@ from schemas.queries import (
 )
 from schemas.vault import Credentials
 from services.venues import rest_adapter
-from services.venues.base import NON_IDEMPOTENT, HttpRequest
+from services.venues.base import NON_IDEMPOTENT, FollowUp, HttpRequest
 from services.venues.errors import RateLimited, VenueError
 
 OPERATION_ARGS: dict[str, Any] = {
@@ -120,9 +120,15 @@ def cmd_call(args: argparse.Namespace) -> int:
     async def send() -> Any:
         from services.venues.http import HttpTransport
 
+        op, call_args, request = args.op, op_args, req
         async with HttpTransport() as http:
-            resp = await http.send(req, idempotent=args.op not in NON_IDEMPOTENT)
-        return adapter.parse_response(args.op, resp.status, resp.headers, resp.body, op_args)
+            while True:
+                resp = await http.send(request, idempotent=op not in NON_IDEMPOTENT)
+                result = adapter.parse_response(op, resp.status, resp.headers, resp.body, call_args)
+                if not isinstance(result, FollowUp):  # the venue's answer takes another request
+                    return result
+                op, call_args = result.op, result.args
+                request = adapter.build_request(op, call_args, creds, time.time_ns() // 1_000_000)
 
     try:
         result = asyncio.run(send())

@@ -50,6 +50,8 @@ MARKET: dict[str, tuple[str, str]] = {
 }
 """Venue -> a market the simulator starts with (replayed books) and an order quantity."""
 VENUES = list(MARKET)
+KNOWN_IDS = [f"{v}{name}" for v in MARKET for name in ("rest1", "rest2", "lost1", "limited1", "outage1")]
+"""The client order ids the tests place (for mapping the venues' own forms of them back)."""
 TERMINAL = {"accepted", "partially_filled", "filled", "canceled", "expired", "rejected", "failed"}
 
 
@@ -98,7 +100,18 @@ def history(events: list[schemas.OrderEvent], cid: str) -> list[tuple[str, Decim
 
 
 def orders_of(ledger: dict[str, Any], venue: str) -> Counter:
-    return Counter(o["client_order_id"] for o in ledger["orders"] if o["venue"] == venue)
+    """Orders the venue accepted, by exbus client order id (mapped back from the venue's own form)."""
+    adapter = rest_adapter(venue)
+    exbus_ids = {adapter.venue_client_order_id(c): c for c in KNOWN_IDS}
+    return Counter(exbus_ids.get(o["client_order_id"], o["client_order_id"]) for o in ledger["orders"]
+                   if o["venue"] == venue)
+
+
+def ledger_order(ledger: dict[str, Any], venue: str, client_order_id: str) -> dict[str, Any]:
+    """The one order the venue accepted with this exbus client order id."""
+    wanted = rest_adapter(venue).venue_client_order_id(client_order_id)
+    (order,) = [o for o in ledger["orders"] if o["venue"] == venue and o["client_order_id"] == wanted]
+    return order
 
 
 def core_of(sim: Simulator, venue: str) -> Any:
@@ -217,9 +230,9 @@ async def test_lost_replies_rate_limits_and_outages_end_in_one_order(venue: str,
     for command in (lost, limited, outage):
         assert counts[command.client_order_id] == 1, (command.client_order_id, counts)
         assert [e.status for e in events if e.client_order_id == command.client_order_id] == ["accepted"]
-    (lost_order,) = [o for o in ledger["orders"] if o["client_order_id"] == lost.client_order_id]
+    lost_order = ledger_order(ledger, venue, lost.client_order_id)
     assert lost_order["response"] == "timeout"
-    (limited_order,) = [o for o in ledger["orders"] if o["client_order_id"] == limited.client_order_id]
+    limited_order = ledger_order(ledger, venue, limited.client_order_id)
     assert limited_order["ts"] - sent >= 1_000_000_000, "the order went out before the venue's Retry-After"
     assert not ledger["limits_exceeded"], ledger["limits"]
 

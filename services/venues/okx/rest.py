@@ -105,6 +105,9 @@ class OkxRest(RestAdapter):
         "trade_history": Endpoint("GET", "/api/v5/trade/fills", True, {"order_query": 1}),
     }
 
+    def venue_client_order_id(self, client_order_id: str) -> str:
+        return venue_client_id(client_order_id)
+
     def sign(self, method: str, path: str, params: Params, creds: Credentials, time_ms: int,
              nonce: str | int | None = None) -> HttpRequest:
         ts = iso_ms(time_ms)
