@@ -91,14 +91,75 @@ OPEN = {"error": [], "result": {"open": {"OQCLML-BW3P3-BUCMWZ": {
 
 def test_status_by_client_id_among_open_orders_and_never_not_found_otherwise() -> None:
     """OpenOrders reply as in docs.kraken.com "Get Open Orders" (with cl_ord_id)."""
+    fresh = rest_adapter("kraken")
     q = OrderStatusQuery(symbol="BTC-USD", client_order_id="cl-1")
-    info = adapter.parse_response("order_status", 200, {}, json.dumps(OPEN).encode(), q)
+    req = fresh.build_request("order_status", q, DOC_CREDS, 0, nonce=7)
+    assert req.url.endswith("/0/private/OpenOrders") and req.body == b"nonce=7&cl_ord_id=cl-1"
+    info = fresh.parse_response("order_status", 200, {}, json.dumps(OPEN).encode(), q)
     assert (info.venue_order_id, info.state, info.filled_quantity, info.side) == ("OQCLML-BW3P3-BUCMWZ", "partially_filled", Decimal("0.375"), "buy")
-    gone = adapter.parse_response("order_status", 200, {}, json.dumps({"error": [], "result": {"open": {}}}).encode(),
-                                  OrderStatusQuery(symbol="BTC-USD", client_order_id="cl-2"))
+    gone = fresh.parse_response("order_status", 200, {}, json.dumps({"error": [], "result": {"open": {}}}).encode(),
+                                OrderStatusQuery(symbol="BTC-USD", client_order_id="cl-2"))
     assert isinstance(gone, OutcomeUnknown)  # not "never placed": the executor must not re-send
-    listed = adapter.parse_response("open_orders", 200, {}, json.dumps(OPEN).encode(), OpenOrdersQuery(symbol="BTC-USD"))
+    listed = fresh.parse_response("open_orders", 200, {}, json.dumps(OPEN).encode(), OpenOrdersQuery(symbol="BTC-USD"))
     assert [o.client_order_id for o in listed] == ["cl-1"]
+
+
+CLOSED = {"error": [], "result": {"count": 1, "closed": {"OQCLML-BW3P3-BUCMWZ": {
+    **OPEN["result"]["open"]["OQCLML-BW3P3-BUCMWZ"], "status": "closed", "vol_exec": "1.25000000", "closetm": 1688666560.1}}}}
+NONE_OPEN = json.dumps({"error": [], "result": {"open": {}}}).encode()
+NONE_CLOSED = json.dumps({"error": [], "result": {"closed": {}, "count": 0}}).encode()
+
+
+def test_status_by_client_id_asks_closed_orders_after_a_miss_among_open_ones() -> None:
+    """docs.kraken.com "Get Closed Orders" (cl_ord_id filter): a filled order whose AddOrder
+    reply was lost is found on the second look; an order never placed is OrderNotFound only
+    once "not open" was followed by "not closed"."""
+    fresh = rest_adapter("kraken")
+    q = OrderStatusQuery(symbol="BTC-USD", client_order_id="cl-1")
+    assert isinstance(fresh.parse_response("order_status", 200, {}, NONE_OPEN, q), OutcomeUnknown)
+    assert fresh.build_request("order_status", q, DOC_CREDS, 0, nonce=8).url.endswith("/0/private/ClosedOrders")
+    info = fresh.parse_response("order_status", 200, {}, json.dumps(CLOSED).encode(), q)
+    assert (info.state, info.filled_quantity, info.client_order_id) == ("filled", Decimal("1.25"), "cl-1")
+    assert fresh.build_request("order_status", q, DOC_CREDS, 0, nonce=9).url.endswith("/0/private/OpenOrders")
+    never = OrderStatusQuery(symbol="BTC-USD", client_order_id="cl-9")
+    looks = [fresh.parse_response("order_status", 200, {}, body, never) for body in (NONE_OPEN, NONE_CLOSED, NONE_OPEN)]
+    assert [type(r) for r in looks] == [OutcomeUnknown, OrderNotFound, OrderNotFound]
+
+
+def test_status_by_venue_order_id_uses_query_orders() -> None:
+    """docs.kraken.com "Query Orders Info": any state, by txid."""
+    q = OrderStatusQuery(symbol="BTC-USD", client_order_id="cl-1", venue_order_id="OQCLML-BW3P3-BUCMWZ")
+    req = adapter.build_request("order_status", q, DOC_CREDS, 0, nonce=7)
+    assert req.url.endswith("/0/private/QueryOrders") and req.body == b"nonce=7&txid=OQCLML-BW3P3-BUCMWZ"
+    body = json.dumps({"error": [], "result": CLOSED["result"]["closed"]}).encode()
+    info = adapter.parse_response("order_status", 200, {}, body, q)
+    assert (info.state, info.venue_order_id) == ("filled", "OQCLML-BW3P3-BUCMWZ")
+
+
+def test_long_client_order_ids_are_sent_as_uuid5() -> None:
+    """cl_ord_id: a UUID, 32 hex digits or at most 18 characters ("Spot Client Order Identifiers")."""
+    from services.venues.kraken.rest import cl_ord_id
+
+    assert cl_ord_id("cl-1") == "cl-1" and cl_ord_id("d15708c1-dbb6-465d-b77d-47258319cc90") == "d15708c1-dbb6-465d-b77d-47258319cc90"
+    long_id = "exbus-0123456789-abcdefghij"
+    mapped = cl_ord_id(long_id)
+    assert len(mapped) == 36 and mapped == cl_ord_id(long_id) and mapped != long_id
+    c = CancelOrder(command_id="x", venue="kraken", account="a", symbol="BTC-USD", client_order_id=long_id)
+    assert adapter.build_request("cancel_order", c, DOC_CREDS, 0, nonce=5).body == f"nonce=5&cl_ord_id={mapped}".encode()
+
+
+def test_rate_limits_wait_for_the_counter_and_5xx_on_orders_is_outcome_unknown() -> None:
+    """Kraken sends no Retry-After (docs "Spot REST rate limits"): the Starter counter drains
+    in 45 s; a Retry-After header, where a proxy sends one, wins. Any 5xx on AddOrder may
+    hide a placed order (krakenex PSA on 502s)."""
+    body = json.dumps({"error": ["EAPI:Rate limit exceeded"]}).encode()
+    assert adapter.parse_response("balance", 200, {}, body).retry_after == 45.0
+    assert adapter.parse_response("balance", 429, {"Retry-After": "7"}, body).retry_after == 7.0
+    lockout = adapter.parse_response("balance", 200, {}, json.dumps({"error": ["EGeneral:Temporary lockout"]}).encode())
+    assert isinstance(lockout, RateLimited) and lockout.banned
+    busy = json.dumps({"error": ["EService:Unavailable"], "result": {}}).encode()
+    assert isinstance(adapter.parse_response("place_order", 503, {}, busy), OutcomeUnknown)
+    assert isinstance(adapter.parse_response("balance", 503, {}, busy), VenueUnavailable)
 
 
 def test_cancel_by_client_id() -> None:

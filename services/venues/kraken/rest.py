@@ -2,14 +2,26 @@
 
 Sources: docs.kraken.com spot-rest-auth (API-Sign = base64(HMAC-SHA512(base64decode(secret),
 uri_path + SHA256(nonce + postdata))), form-encoded POST bodies with a strictly increasing
-``nonce`` per key), AddOrder / CancelOrder / OpenOrders / BalanceEx / TradesHistory,
-"Spot Client Order Identifiers" (cl_ord_id, unique among open orders), error strings as
-mapped by ccxt 4.5.90. Errors come back with HTTP 200 in the ``error`` array.
+``nonce`` per key), AddOrder / CancelOrder / QueryOrders / OpenOrders / ClosedOrders /
+BalanceEx / TradesHistory, "Spot Client Order Identifiers" (cl_ord_id: a UUID, 32 hex
+digits, or free text of at most 18 characters; unique among open orders), "Spot REST rate
+limits", error strings as mapped by ccxt 4.5.90. Errors come back with HTTP 200 in the
+``error`` array; Kraken sends no Retry-After.
 
-Client order ids: ``cl_ord_id`` on AddOrder and CancelOrder. Status by cl_ord_id is only
-possible among *open* orders (OpenOrders filter); an order that is no longer open cannot
-be found by one request, so ``order_status`` answers OutcomeUnknown for it rather than
-OrderNotFound: the executor must never take "not open" for "never placed" and re-send.
+Client order ids: ``cl_ord_id`` on AddOrder and CancelOrder. An exbus id Kraken would refuse
+(longer than 18 characters and not a UUID) is sent as the UUID5 of it (:func:`cl_ord_id`),
+and replies naming that UUID are read back as the exbus id where the query names it.
+
+Order status: by ``txid`` (QueryOrders, any state) when exbus recorded the venue order id.
+Without it (the place reply was lost) one request cannot cover every state: QueryOrders
+needs a txid, and the ``cl_ord_id`` filter of OpenOrders sees open orders only, that of
+ClosedOrders closed ones only. So the adapter alternates, OpenOrders first, remembering per
+client order id what the last looks missed. An order never goes from closed back to open,
+so "not open at t1" and then "not closed at t2 > t1" proves it did not exist at t1: a miss
+is OrderNotFound only when such a pair is among the last two looks (the evidence is at most
+two requests old); the very first miss, with no pair yet, is OutcomeUnknown. The memory
+is per adapter instance (per executor replica); OpenOrders listings show the UUID5 of a
+long id, as Kraken stores it.
 The nonce must be shared by every replica using the key (executors pass it in).
 """
 
@@ -18,8 +30,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
+import uuid
 from decimal import Decimal
 from typing import Any
+
+import msgspec
 
 from schemas.market import BookSnapshot, PriceLevel, Ticker
 from schemas.orders import CancelOrder, PlaceOrder
@@ -30,10 +46,11 @@ from schemas.queries import (
 from schemas.vault import Credentials
 from services.venues import symbols
 from services.venues.base import (
-    CancelAccepted, Endpoint, HttpRequest, Params, RateLimit, RestAdapter, decimal_text, percent_encode,
+    NON_IDEMPOTENT, CancelAccepted, Endpoint, HttpRequest, Params, RateLimit, RestAdapter, decimal_text,
+    percent_encode, retry_after,
 )
 from services.venues.errors import (
-    AuthError, InsufficientBalance, InvalidOrder, OrderNotFound, OutcomeUnknown, RateLimited, VenueError,
+    AuthError, DuplicateOrder, InsufficientBalance, InvalidOrder, OrderNotFound, OutcomeUnknown, RateLimited, VenueError,
     VenueUnavailable,
 )
 from services.venues.kraken.ws import ASSET_ALIASES
@@ -46,6 +63,7 @@ STATE = {"pending": "open", "open": "open", "closed": "filled", "canceled": "can
 ERRORS: list[tuple[str, type[VenueError]]] = [
     ("EOrder:Insufficient funds", InsufficientBalance),
     ("EOrder:Unknown order", OrderNotFound),
+    ("EOrder:Duplicate", DuplicateOrder),
     ("EAPI:Rate limit exceeded", RateLimited),
     ("EOrder:Rate limit exceeded", RateLimited),
     ("EGeneral:Too many requests", RateLimited),
@@ -61,6 +79,22 @@ ERRORS: list[tuple[str, type[VenueError]]] = [
     ("EService:Market in post_only mode", VenueUnavailable),
     ("EGeneral:Internal error", VenueUnavailable),
 ]
+
+
+RETRY_AFTER_S = {"EAPI:Rate limit exceeded": 45.0, "EOrder:Rate limit exceeded": 60.0}
+"""Seconds to wait when Kraken (which sends no Retry-After) says a limit is exceeded: the
+Starter REST counter (max 15, -0.33/s) drains in 45 s; the trading-engine threshold
+(Starter 60, -1/s) in 60 s (docs.kraken.com spot-rest-ratelimits, spot-ratelimits)."""
+_CL_ORD_ID = re.compile(r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32}|[ -~]{1,18})$")
+_EXBUS_IDS = uuid.UUID("0e7b0c5e-6b1a-4c52-9a57-6b7261a6b3e1")
+
+
+def cl_ord_id(client_order_id: str) -> str:
+    """The cl_ord_id Kraken accepts for an exbus client order id: itself when it is a UUID
+    or at most 18 characters, else its UUID5 (deterministic: every replica agrees)."""
+    if _CL_ORD_ID.match(client_order_id):
+        return client_order_id
+    return str(uuid.uuid5(_EXBUS_IDS, client_order_id))
 
 
 def kraken_asset(asset: str) -> str:
@@ -97,11 +131,23 @@ class KrakenRest(RestAdapter):
         "instruments": Endpoint("GET", "/0/public/AssetPairs", False, {"public": 1}),
         "place_order": Endpoint("POST", "/0/private/AddOrder", True, {}),  # trading engine limit, per pair
         "cancel_order": Endpoint("POST", "/0/private/CancelOrder", True, {}),
-        "order_status": Endpoint("POST", "/0/private/OpenOrders", True, {"counter": 1}),
+        "order_status": Endpoint("POST", "/0/private/QueryOrders", True, {"counter": 1}),  # or Open/ClosedOrders
         "open_orders": Endpoint("POST", "/0/private/OpenOrders", True, {"counter": 1}),
         "balance": Endpoint("POST", "/0/private/BalanceEx", True, {"counter": 1}),
         "trade_history": Endpoint("POST", "/0/private/TradesHistory", True, {"counter": 2}),
     }
+
+    def __init__(self, base_url: str | None = None) -> None:
+        super().__init__(base_url)
+        self._misses: dict[str, str] = {}
+        """Client order id -> what its last status looks by cl_ord_id missed: ``o`` (not
+        open), ``oc`` (not open, then not closed), ``oco`` (and not open again)."""
+
+    def path_for(self, op: str, args: Any) -> str:
+        if op == "order_status" and not args.venue_order_id:
+            ask_closed = self._misses.get(args.client_order_id) in ("o", "oco")
+            return "/0/private/ClosedOrders" if ask_closed else "/0/private/OpenOrders"
+        return self.endpoints[op].path
 
     def sign(self, method: str, path: str, params: Params, creds: Credentials, time_ms: int,
              nonce: str | int | None = None) -> HttpRequest:
@@ -144,14 +190,16 @@ class KrakenRest(RestAdapter):
             p.append(("timeinforce", o.time_in_force.upper()))
         if o.post_only:
             p.append(("oflags", "post"))
-        p.append(("cl_ord_id", o.client_order_id))
+        p.append(("cl_ord_id", cl_ord_id(o.client_order_id)))
         return p
 
     def params_cancel_order(self, c: CancelOrder) -> Params:
-        return [("cl_ord_id", c.client_order_id)]
+        return [("cl_ord_id", cl_ord_id(c.client_order_id))]
 
     def params_order_status(self, q: OrderStatusQuery) -> Params:
-        return [("cl_ord_id", q.client_order_id)]
+        if q.venue_order_id:
+            return [("txid", q.venue_order_id)]
+        return [("cl_ord_id", cl_ord_id(q.client_order_id))]
 
     def params_open_orders(self, _: OpenOrdersQuery) -> Params:
         return []
@@ -225,11 +273,31 @@ class KrakenRest(RestAdapter):
         return CancelAccepted(client_order_id=c.client_order_id)
 
     def parse_order_status(self, payload: Any, q: OrderStatusQuery) -> OrderInfo | VenueError:
-        for txid, o in payload["result"].get("open", {}).items():
-            if o.get("cl_ord_id") == q.client_order_id:
-                return self._order(txid, o, q.symbol)
-        return OutcomeUnknown(f"kraken: {q.client_order_id} is not open; closed orders cannot be found by cl_ord_id "
-                              "in one request", venue="kraken", venue_code="not_open")
+        result = payload["result"]
+        if "open" in result or "closed" in result:  # by cl_ord_id: OpenOrders or ClosedOrders
+            return self._by_client_id(result, q)
+        o = result.get(q.venue_order_id) if q.venue_order_id else None
+        if o is None:
+            return OrderNotFound(f"kraken: no order {q.venue_order_id}", venue="kraken")
+        return msgspec.structs.replace(self._order(q.venue_order_id, o, q.symbol), client_order_id=q.client_order_id)
+
+    def _by_client_id(self, result: dict[str, Any], q: OrderStatusQuery) -> OrderInfo | VenueError:
+        closed = "closed" in result
+        wanted = cl_ord_id(q.client_order_id)
+        for txid, o in result["closed" if closed else "open"].items():
+            if o.get("cl_ord_id") == wanted:
+                self._misses.pop(q.client_order_id, None)
+                return msgspec.structs.replace(self._order(txid, o, q.symbol), client_order_id=q.client_order_id)
+        before = self._misses.pop(q.client_order_id, "")
+        if len(self._misses) > 10_000:  # ids never found again are forgotten, oldest first
+            del self._misses[next(iter(self._misses))]
+        after = "oc" if closed else ("oco" if before == "oc" else "o")
+        self._misses[q.client_order_id] = after
+        if after == "o":
+            return OutcomeUnknown(f"kraken: {q.client_order_id} is not open; closed orders are asked next",
+                                  venue="kraken", venue_code="not_open")
+        return OrderNotFound(f"kraken: no order with cl_ord_id {wanted}: not open, then not closed",
+                             venue="kraken", venue_code="not_found")
 
     def parse_open_orders(self, payload: Any, q: OpenOrdersQuery) -> list[OrderInfo]:
         names = pair_names(q.symbol) if q.symbol else None
@@ -264,11 +332,19 @@ class KrakenRest(RestAdapter):
     # --- errors ----------------------------------------------------------------------------------
     def error(self, status: int, headers: dict[str, str], payload: Any, op: str) -> VenueError | None:
         errors = payload.get("error") if isinstance(payload, dict) else None
+        if status >= 500 and op in NON_IDEMPOTENT:
+            return None  # the order may have been placed whatever the body says: OutcomeUnknown
         if not errors:
             return None
         text = "; ".join(map(str, errors))
+        if op in ("order_status", "cancel_order") and any(str(e).startswith("EOrder:Invalid order") for e in errors):
+            return OrderNotFound(f"kraken: {text}", venue_code="EOrder:Invalid order")
         for prefix, cls in ERRORS:
             if any(str(e).startswith(prefix) for e in errors):
+                if cls is RateLimited:
+                    wait = retry_after(headers) or RETRY_AFTER_S.get(prefix)
+                    return RateLimited(f"kraken: {text}", retry_after=wait, venue_code=prefix,
+                                       banned=prefix == "EGeneral:Temporary lockout")
                 return cls(f"kraken: {text}", venue_code=prefix)
         return InvalidOrder(f"kraken: {text}", venue_code=str(errors[0]))
 
