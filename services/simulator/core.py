@@ -53,6 +53,11 @@ class Refusal(Exception):
         self.detail = detail
         self.retry_after = retry_after
 
+    limit: str | None = None
+    """For ``rate_limited``: the name of the limit (the dialect's ``LIMITS`` key) that was hit."""
+    order: "Order | None" = None
+    """For refusals of :meth:`VenueCore.place`: the order refused (its side, market)."""
+
 
 ClientIdPolicy = Literal["open", "forever", "return_original", "none"]
 """How a venue treats a client order id it has seen:
@@ -76,21 +81,35 @@ class MarketSpec:
     lot: Decimal
     min_quantity: Decimal = ZERO
     min_notional: Decimal = ZERO
+    base_asset: str = ""
+    """The base asset where ``symbol`` is not ``BASE-QUOTE`` ("" = read from ``symbol``)."""
+    quote_asset: str = ""
+    tick_table: tuple[tuple[Decimal, Decimal], ...] = ()
+    """Price-dependent ticks, (lowest price, tick) rows from the highest price down (the
+    KRW venues' 호가 단위 tables); when set, the row for the order's price replaces ``tick``."""
+
+    def tick_at(self, price: Decimal) -> Decimal:
+        """The tick a price must be a multiple of."""
+        for lowest, tick in self.tick_table:
+            if price >= lowest:
+                return tick
+        return self.tick_table[-1][1] if self.tick_table else self.tick
 
     @property
     def base(self) -> str:
-        return self.symbol.split("-", 1)[0]
+        return self.base_asset or self.symbol.split("-", 1)[0]
 
     @property
     def quote(self) -> str:
-        return self.symbol.split("-", 1)[1]
+        return self.quote_asset or self.symbol.split("-", 1)[1]
 
 
 def check_rules(spec: MarketSpec, order: Order, reference_price: Decimal | None) -> None:
     """Tick, lot, minimum quantity and minimum notional; raises the Refusal a venue gives.
     ``reference_price`` prices a market order's notional (the best opposite price)."""
-    if order.price is not None and spec.tick and order.price % spec.tick:
-        raise Refusal("tick_size", f"price {order.price} is not a multiple of the tick size {spec.tick}")
+    tick = spec.tick_at(order.price) if order.price is not None else spec.tick
+    if order.price is not None and tick and order.price % tick:
+        raise Refusal("tick_size", f"price {order.price} is not a multiple of the tick size {tick}")
     if order.quantity is not None:
         if spec.lot and order.quantity % spec.lot:
             raise Refusal("lot_size", f"quantity {order.quantity} is not a multiple of the lot size {spec.lot}")
@@ -104,6 +123,8 @@ def check_rules(spec: MarketSpec, order: Order, reference_price: Decimal | None)
 
 
 Listener = Callable[[Order, Fill | None, str], None]
+BalanceListener = Callable[[str, list[str]], None]
+Rules = Callable[[MarketSpec, Order, "Decimal | None"], None]
 
 
 @dataclass
@@ -125,18 +146,35 @@ class VenueCore:
     """Account name -> its fills, oldest first."""
     listeners: list[Listener] = field(default_factory=list)
     """Called on every order update (new, trade, canceled, expired): private streams."""
+    balance_listeners: list[BalanceListener] = field(default_factory=list)
+    """Called with (account name, assets) when balances change: private balance streams."""
+    rules: Rules = check_rules
+    """The order rules :meth:`place` applies (a dialect that checks its venue's own filters
+    while parsing the request sets a no-op)."""
+    order_gate: Callable[[Order], None] | None = None
+    """Called by :meth:`place` after the client-order-id and rule checks, before matching;
+    raises Refusal to refuse (order-count limits). ``order_refund`` undoes it when matching
+    then refuses the order."""
+    order_refund: Callable[[Order], None] | None = None
+    post_only_taking: Literal["refuse", "cancel"] = "refuse"
+    """A post-only order that would match: refused (``would_take``), or accepted and
+    canceled at once with nothing executed (Upbit)."""
+    describe: Callable[[Refusal], tuple[str, str]] | None = None
+    """The (error, message) the ledger records for a refusal (None: kind and text); a
+    dialect sets it to its venue's error code and message."""
     _by_client_id: dict[tuple[str, str], list[Order]] = field(default_factory=dict)
     _used_client_ids: dict[str, set[str]] = field(default_factory=dict)
     _nonces: dict[str, int] = field(default_factory=dict)
     _single_use: dict[str, set[str]] = field(default_factory=dict)
     _ids: Iterable[int] = field(default_factory=lambda: itertools.count(1))
+    _claimed: set[tuple[str, str]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.by_key = {a.api_key: a for a in self.accounts}
         self.by_name = {a.name: a for a in self.accounts}
         wallets = {a.name: Wallet(a.balances) for a in self.accounts}
         engine_markets = {s: Market(s, m.base, m.quote, m.lot or Decimal("0.00000001")) for s, m in self.markets.items()}
-        self.exchange = Exchange(engine_markets, wallets, self.fees, self.clock, self._on_update)
+        self.exchange = Exchange(engine_markets, wallets, self.fees, self.clock, self._on_update, self._on_balance)
         self.trades = {a.name: [] for a in self.accounts}
 
     # -- accounts and authentication helpers ---------------------------------------------
@@ -202,10 +240,28 @@ class VenueCore:
     def next_id(self) -> int:
         return next(self._ids)  # type: ignore[call-overload]
 
+    def claim_client_id(self, account: Account, client_order_id: str) -> None:
+        """``forever`` venues: use up a client order id before the request is parsed, so a
+        request refused for any reason still spends it (Upbit); Refusal ``duplicate_order``
+        for one used before. The next :meth:`place` with it then passes."""
+        used = self._used_client_ids.setdefault(account.name, set())
+        if client_order_id in used:
+            raise Refusal("duplicate_order", f"client order id {client_order_id} was used before")
+        used.add(client_order_id)
+        self._claimed.add((account.name, client_order_id))
+
+    def record_refusal(self, account: str, client_order_id: str, refusal: Refusal) -> None:
+        """Put a refused order in the ledger (what :meth:`place` does for its own refusals;
+        for refusals a dialect raises while parsing an order)."""
+        self._claimed.discard((account, client_order_id))  # a claimed id stays used up
+        error, message = self.describe(refusal) if self.describe else (refusal.kind, str(refusal))
+        self.ledger.rejected(self.name, account, client_order_id, error, message, self.clock())
+
     def place(self, order: Order) -> Order:
         """Check an order (market, client order id, rules, balance), then match and rest it.
 
-        The order must carry its venue id. Raises Refusal (recorded in the ledger) when the
+        The order should carry its venue id; one without (0 or "") gets :meth:`next_id` once
+        it passed every check. Raises Refusal (recorded in the ledger) when the
         venue would refuse it; for ``return_original`` venues a repeated client order id
         returns the first order instead."""
         spec = self.markets.get(order.symbol)
@@ -219,21 +275,34 @@ class VenueCore:
                     return earlier[0]
                 if self.client_ids == "open" and any(o.is_open for o in earlier):
                     raise Refusal("duplicate_order", f"client order id {order.client_order_id} is in use")
-                if self.client_ids == "forever":
+                if self.client_ids == "forever" and (account, order.client_order_id) in self._claimed:
+                    self._claimed.discard((account, order.client_order_id))
+                elif self.client_ids == "forever":
                     used = self._used_client_ids.setdefault(account, set())
                     if order.client_order_id in used:
                         raise Refusal("duplicate_order", f"client order id {order.client_order_id} was used before")
                     used.add(order.client_order_id)
             opposite = self.best(order.symbol, "sell" if order.side == "buy" else "buy")
-            check_rules(spec, order, opposite[0] if opposite else None)
-            try:
-                self.exchange.place(order)
-            except OrderRejected as e:
-                if e.reason == OrderRejected.WOULD_TAKE:
-                    raise Refusal("would_take", "a post-only order would match") from None
-                raise Refusal("insufficient_balance", "insufficient balance for the order") from None
+            self.rules(spec, order, opposite[0] if opposite else None)
+            if self.order_gate is not None:
+                self.order_gate(order)
+            if order.order_id in (0, ""):
+                order.order_id = self.next_id()
+            if order.post_only and self.post_only_taking == "cancel" and self.exchange.would_take(order):
+                order.status = "canceled"  # accepted and canceled at once: nothing executes
+                order.ts_created = order.ts_updated = self.clock()
+            else:
+                try:
+                    self.exchange.place(order)
+                except OrderRejected as e:
+                    if self.order_refund is not None:
+                        self.order_refund(order)
+                    if e.reason == OrderRejected.WOULD_TAKE:
+                        raise Refusal("would_take", "a post-only order would match") from None
+                    raise Refusal("insufficient_balance", "insufficient balance for the order") from None
         except Refusal as r:
-            self.ledger.rejected(self.name, account, order.client_order_id, r.kind, str(r), self.clock())
+            r.order = r.order or order
+            self.record_refusal(account, order.client_order_id, r)
             raise
         self.orders[str(order.order_id)] = order
         if order.client_order_id:
@@ -280,6 +349,10 @@ class VenueCore:
 
     def wallet(self, account: Account) -> Wallet:
         return self.exchange.wallets[account.name]
+
+    def _on_balance(self, account: str, assets: list[str]) -> None:
+        for listener in self.balance_listeners:
+            listener(account, assets)
 
     def _on_update(self, order: Order, fill: Fill | None, kind: str) -> None:
         if fill is not None:

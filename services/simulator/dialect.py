@@ -5,7 +5,8 @@ A dialect module (``services/simulator/dialects/<venue>.py``) declares
 
 - ``ROUTES``: :class:`Route` rows (method, path, handler name, signed or not, the rate
   limits it counts against, ``place``/``cancel`` for fault rules);
-- ``LIMITS``: the venue's documented rate limits as :class:`Limit` rows;
+- ``LIMITS``: the venue's documented rate limits as :class:`Limit` rows (requests,
+  request weights per route, or orders per account through the core's order gate);
 - ``MARKETS``, ``DEFAULT_ACCOUNTS``, fees and the client-order-id policy;
 
 and implements ``authenticate`` (from the venue's docs, never with exbus's own signer),
@@ -21,7 +22,7 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -31,7 +32,7 @@ from services.simulator.config import Account, BanPolicy, VenueSettings
 from services.simulator.core import ClientIdPolicy, MarketSpec, Refusal, VenueCore, replayed_books
 from services.simulator.ledger import Ledger
 from services.simulator.limits import RateLimits, Scope, Window
-from services.simulator.matching import FeeModel
+from services.simulator.matching import FeeModel, Order
 from services.simulator.streams import Hub
 from services.simulator.venue import encode
 
@@ -44,6 +45,18 @@ class Limit:
     capacity: int
     interval_s: int
     scope: Literal["ip", "account"]
+    counts: Literal["requests", "weight", "orders"] = "requests"
+    """What fills the window: one per request; the route's ``weight`` per request (Binance
+    REQUEST_WEIGHT); or one per order placed (account scope; counted by the core's order
+    gate, not per request, and given back when matching refuses the order)."""
+    enforced: bool = True
+    """False: usage is only tallied (the ledger shows it), never refused."""
+    refund_on_fill: bool = False
+    """An ``orders`` limit whose count goes down by one on an order's first fill (Binance
+    ORDERS_10S/1D, faqs/order_count_decrement.md)."""
+    window: str = ""
+    """The window's name in the scope and the ledger ("" = the limit's name); lets two
+    limits of different scopes show under one name."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,11 @@ class Route:
     signed: bool = False
     limits: tuple[str, ...] = ()
     kind: Literal["place", "cancel"] | None = None
+    weight: int | Callable[["Req"], int] = 1
+    """What the request counts against ``weight`` limits (a number, or computed from the
+    request: Binance's depth weight grows with ``limit``)."""
+    decimals_as_numbers: bool | None = None
+    """Decimals in this route's replies as JSON numbers (None: the dialect's default)."""
 
 
 @dataclass
@@ -72,6 +90,9 @@ class Req:
     account: Account | None = None
     headers: dict[str, str] = field(default_factory=dict)
     """Headers to add to the reply (usage headers, ...)."""
+    route: Route | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    """Parameters as the dialect read them (e.g. while authenticating)."""
 
     @property
     def match(self) -> dict[str, str]:
@@ -113,6 +134,9 @@ class Dialect:
     """Whether Decimals in replies are JSON numbers (else strings)."""
     WEBSOCKET: ClassVar[bool] = False
     """Whether the dialect serves WebSocket routes (then the server prints ``<VENUE>_WS_URL``)."""
+    READS_RECORDED: ClassVar[bool] = False
+    """Whether the constructor takes ``recorded=`` (the recorded-data directory) to build its
+    markets and books from the venue's recordings."""
 
     def __init__(self, settings: VenueSettings, clock: Clock, ledger: Ledger, ban: BanPolicy) -> None:
         self.settings = settings
@@ -120,11 +144,12 @@ class Dialect:
         self.ledger = ledger
         self.limits = RateLimits(ban)
         self.hub = Hub()
-        fees = FeeModel(maker=lambda m: settings.maker_fee if settings.maker_fee is not None else self.MAKER_FEE,
-                        taker=lambda m: settings.taker_fee if settings.taker_fee is not None else self.TAKER_FEE,
-                        in_quote=self.FEE_IN_QUOTE)
+        fees = self.fee_model(settings)
         self.core = VenueCore(self.name, {m.symbol: m for m in self.MARKETS}, settings.accounts or self.DEFAULT_ACCOUNTS,
                               fees, clock, ledger, self.CLIENT_IDS)
+        if any(limit.counts == "orders" for limit in self.LIMITS.values()):
+            self.core.order_gate, self.core.order_refund = self._count_order, self._refund_order
+            self.core.listeners.append(self._credit_first_fill)
         self.core.seed_books(self.initial_books())
         self._routes = {(r.method, r.path): r for r in self.ROUTES}
         self._tasks: list[asyncio.Task[Any]] = []
@@ -144,6 +169,16 @@ class Dialect:
         """The venue's JSON body for an injected 5xx (maintenance, overload)."""
         return {"error": "internal error"} if status != 503 else {"error": "service unavailable"}
 
+    def fee_model(self, settings: VenueSettings) -> FeeModel:
+        """The venue's fees: the settings' rates, else the class defaults."""
+        return FeeModel(maker=lambda m: settings.maker_fee if settings.maker_fee is not None else self.MAKER_FEE,
+                        taker=lambda m: settings.taker_fee if settings.taker_fee is not None else self.TAKER_FEE,
+                        in_quote=self.FEE_IN_QUOTE)
+
+    def capacity(self, name: str) -> int:
+        """A limit's capacity: the settings' override, else ``LIMITS``."""
+        return self.settings.rate_limits.get(name, self.LIMITS[name].capacity)
+
     def initial_books(self) -> dict[str, Any]:
         """(bids, asks) per exbus symbol: the replayed market data by default."""
         return replayed_books(self.name)
@@ -155,7 +190,7 @@ class Dialect:
     def add_ws_routes(self, app: web.Application) -> None:
         """WebSocket routes, for dialects that serve them."""
 
-    # -- the server's interface (shared with services.simulator.venue.Venue) ------------
+    # -- the server's interface -------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
         for route in self.ROUTES:
@@ -199,12 +234,18 @@ class Dialect:
         route = self._route_of(request.method, request.path)
         assert route is not None
         body = await request.read() if request.can_read_body else b""
-        req = Req(request, request.method, request.path, request.rel_url.raw_query_string, body, self.clock())
+        req = Req(request, request.method, request.path, request.rel_url.raw_query_string, body, self.clock(),
+                  route=route)
         windows: list[tuple[Limit, Window]] = []
         try:
             self._admit(req, route, "ip", windows)
             if route.signed:
-                req.account = await self.authenticate(req)
+                try:
+                    req.account = await self.authenticate(req)
+                except Refusal:
+                    if req.account is not None:  # the key is known: the request counts for it (Binance)
+                        self._admit(req, route, "account", windows)
+                    raise
                 self._admit(req, route, "account", windows)
             result = await getattr(self, route.handler)(req)
             status = 200
@@ -215,13 +256,14 @@ class Dialect:
             status, result, headers = self.refuse(refusal, req)
             req.headers.update(headers)
         req.headers.update(self.usage_headers(req, windows))
-        return web.Response(status=status, body=encode(result, decimals_as_numbers=self.DECIMALS_AS_NUMBERS),
+        numbers = self.DECIMALS_AS_NUMBERS if route.decimals_as_numbers is None else route.decimals_as_numbers
+        return web.Response(status=status, body=encode(result, decimals_as_numbers=numbers),
                             content_type="application/json", headers=req.headers)
 
     def _admit(self, req: Req, route: Route, scope_kind: str, windows: list[tuple[Limit, Window]]) -> None:
         """Count the request against the route's limits of one scope kind; 429 over a
         limit, 418-style ban for a client that keeps going while told to back off."""
-        names = [n for n in route.limits if self.LIMITS[n].scope == scope_kind]
+        names = [n for n in route.limits if self.LIMITS[n].scope == scope_kind and self.LIMITS[n].counts != "orders"]
         if not names:
             return
         key = f"ip:{req.request.remote}" if scope_kind == "ip" else f"account:{req.account.name}"  # type: ignore[union-attr]
@@ -230,21 +272,60 @@ class Dialect:
         if ban:
             raise Refusal("banned", f"banned for {ban} s after ignoring rate limits", retry_after=ban)
         over: Window | None = None
+        over: str | None = None
+        amounts = []
         for name in names:
             limit = self.LIMITS[name]
-            window = scope.window(name, self.settings.rate_limits.get(name, limit.capacity), limit.interval_s)
+            window = scope.window(limit.window or name, self.capacity(name), limit.interval_s, enforced=limit.enforced)
             windows.append((limit, window))
-            if over is None and not window.fits(req.now, 1):
-                over = window
-        for _, window in windows[-len(names):]:
-            window.add(req.now, 1)
+            amount = 1
+            if limit.counts == "weight":
+                amount = route.weight(req) if callable(route.weight) else route.weight
+            amounts.append(amount)
+            if over is None and limit.enforced and not window.fits(req.now, amount):
+                over, over_window = name, window
+        for (_, window), amount in zip(windows[-len(names):], amounts):
+            window.add(req.now, amount)
         if over is not None:
-            retry_after = self._limited(scope, over, req.now)
-            raise Refusal("rate_limited", f"over {over.limit} requests per {over.interval_s} s", retry_after=retry_after)
+            retry_after = self._limited(scope, over_window, req.now)
+            refusal = Refusal("rate_limited", f"over {over_window.limit} requests per {over_window.interval_s} s",
+                              retry_after=retry_after)
+            refusal.limit = over
+            raise refusal
 
     @staticmethod
     def _limited(scope: Scope, window: Window, now: int) -> int:
         return scope.limited(now, window)
+
+    # -- order-count limits (``Limit(counts="orders")``), through the core's order gate ----
+
+    def order_windows(self, account: str) -> list[tuple[str, Window]]:
+        """The account's order-count windows, by limit name."""
+        scope = self.limits.scope(f"account:{account}")
+        return [(name, scope.window(limit.window or name, self.capacity(name), limit.interval_s))
+                for name, limit in self.LIMITS.items() if limit.counts == "orders"]
+
+    def _count_order(self, order: Order) -> None:
+        now = self.clock()
+        windows = self.order_windows(order.account)
+        for name, window in windows:
+            if not window.fits(now, 1):  # refused without a back-off: new orders only wait for the window
+                self.limits.scope(f"account:{order.account}").limited(now, window, backoff=False)
+                refusal = Refusal("rate_limited", f"over {window.limit} orders per {window.interval_s} s")
+                refusal.limit = name
+                raise refusal
+        for _, window in windows:
+            window.add(now, 1)
+
+    def _refund_order(self, order: Order) -> None:
+        for _, window in self.order_windows(order.account):
+            window.sub(self.clock(), 1)
+
+    def _credit_first_fill(self, order: Order, fill: Any, kind: str) -> None:
+        if fill is not None and len(order.fills) == 1:
+            for name, window in self.order_windows(order.account):
+                if self.LIMITS[name].refund_on_fill:
+                    window.sub(self.clock(), 1)
 
 
 @dataclass

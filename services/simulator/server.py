@@ -4,8 +4,8 @@ ledger, fault rules and a clock, with the control routes on every port.
     async with Simulator({"replay": False}) as sim:
         sim.binance_url, sim.binance_ws_url, sim.upbit_url, sim.url("kraken"), sim.urls()
 
-Binance and Upbit are venues of their own modules; the seven others are dialects on the
-simulator core (``services/simulator/dialects/``).
+Every venue is a dialect on the simulator core (``services/simulator/dialects/``);
+Binance and Upbit read their markets and books from their recordings.
 
 Control routes (on every venue's port):
 - ``GET /__sim/ledger``: accepted and refused orders, rate-limit usage per scope;
@@ -21,15 +21,14 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from services.simulator.binance import BinanceVenue
 from services.simulator.clock import Clock, wall_clock
-from services.simulator.config import DIALECT_VENUES, SimConfig, faults_from, sim_config
+from services.simulator.config import SimConfig, faults_from, sim_config
 from services.simulator.dialect import Dialect, dialect_class
 from services.simulator.faults import FaultInjector, fault_middleware
 from services.simulator.ledger import Ledger
-from services.simulator.recorded import load_binance, load_upbit
-from services.simulator.upbit import UpbitVenue
-from services.simulator.venue import Venue, json_response
+from services.simulator.dialects.binance import BinanceDialect
+from services.simulator.dialects.upbit import UpbitDialect
+from services.simulator.venue import json_response
 
 
 VENUES = ("binance", "coinbase", "kraken", "bitfinex", "okx", "upbit", "bithumb", "korbit", "coinone")
@@ -43,8 +42,8 @@ class Simulator:
         self.clock = clock or wall_clock
         self.ledger = Ledger()
         self.faults = FaultInjector(self.config.faults, self.config.seed)
-        self.binance: BinanceVenue
-        self.upbit: UpbitVenue
+        self.binance: BinanceDialect
+        self.upbit: UpbitDialect
         self.binance_url = self.binance_ws_url = self.upbit_url = self.upbit_ws_url = ""
         self.dialects: dict[str, Dialect] = {}
         self.base_urls: dict[str, str] = {}
@@ -52,13 +51,8 @@ class Simulator:
         self._runners: list[web.AppRunner] = []
 
     @property
-    def venues(self) -> dict[str, Venue | Dialect]:
-        out: dict[str, Venue | Dialect] = {}
-        if hasattr(self, "binance"):
-            out["binance"] = self.binance
-        if hasattr(self, "upbit"):
-            out["upbit"] = self.upbit
-        return out | self.dialects
+    def venues(self) -> dict[str, Dialect]:
+        return self.dialects
 
     def url(self, venue: str) -> str:
         """The base URL standing for the venue's REST host (its WebSocket host too)."""
@@ -71,13 +65,14 @@ class Simulator:
         cfg = self.config
         recorded = cfg.recorded_path()
         wanted = [v for v in VENUES if not cfg.venues or v in cfg.venues]
-        binance_rec, upbit_rec = await asyncio.to_thread(lambda: (load_binance(recorded), load_upbit(recorded)))
-        self.binance = BinanceVenue(cfg.binance, binance_rec, self.clock, self.ledger, cfg.ban)
-        self.upbit = UpbitVenue(cfg.upbit, upbit_rec, self.clock, self.ledger, cfg.ban)
-        for name in DIALECT_VENUES:
-            if name in wanted:
+        for name in ("binance", "upbit", *(v for v in VENUES if v not in ("binance", "upbit"))):
+            cls = dialect_class(name)
+            if name in wanted or name in ("binance", "upbit"):  # sim.binance / sim.upbit always exist
+                extra = {"recorded": recorded} if cls.READS_RECORDED else {}
                 self.dialects[name] = await asyncio.to_thread(
-                    dialect_class(name), getattr(cfg, name), self.clock, self.ledger, cfg.ban)
+                    lambda: cls(getattr(cfg, name), self.clock, self.ledger, cfg.ban, **extra))
+        self.binance = self.dialects["binance"]  # type: ignore[assignment]
+        self.upbit = self.dialects["upbit"]  # type: ignore[assignment]
         try:
             for name, venue in self.venues.items():
                 if name not in wanted:
@@ -98,7 +93,7 @@ class Simulator:
                     venue.start_replay(cfg.replay_speed)
         return self
 
-    async def _serve(self, venue: Venue, port: int) -> int:
+    async def _serve(self, venue: Dialect, port: int) -> int:
         app = web.Application(middlewares=[fault_middleware(
             self.faults, venue.name, venue.route_kind, self.ledger, self._closing, venue.error_body)])
         venue.add_routes(app)
@@ -142,8 +137,7 @@ class Simulator:
         out = {}
         for name, url in self.base_urls.items():
             out[f"{name.upper()}_URL"] = url
-            venue = self.venues[name]
-            if not isinstance(venue, Dialect) or venue.WEBSOCKET:
+            if self.venues[name].WEBSOCKET:
                 out[f"{name.upper()}_WS_URL"] = self.ws_url(name)
         return out
 

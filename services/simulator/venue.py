@@ -1,20 +1,14 @@
-"""What every simulated venue shares: JSON responses, the control routes' data, the
-replay task, and the hooks the server needs (routes, route kinds, error bodies)."""
+"""JSON encoding every simulated venue shares: replies with Decimals as strings or numbers,
+and the plain-decimal parameter check."""
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from services.simulator.clock import Clock
-from services.simulator.ledger import Ledger
-from services.simulator.limits import RateLimits
-from services.simulator.matching import Exchange
-from services.simulator.streams import Hub
 
 _json_strings = msgspec.json.Encoder(decimal_format="string")
 _json_numbers = msgspec.json.Encoder(decimal_format="number")
@@ -36,43 +30,3 @@ def parse_decimal(text: str) -> Decimal | None:
     if not text or not all(c.isdigit() or c == "." for c in text) or text.count(".") > 1 or text[0] == ".":
         return None
     return Decimal(text)
-
-
-class Venue:
-    """Base of a simulated venue; subclasses add routes and wire formats."""
-
-    name = ""
-
-    def __init__(self, clock: Clock, ledger: Ledger, limits: RateLimits) -> None:
-        self.clock = clock
-        self.ledger = ledger
-        self.limits = limits
-        self.hub = Hub()
-        self.exchange: Exchange
-        self._replay: asyncio.Task[None] | None = None
-
-    def add_routes(self, app: web.Application) -> None:
-        raise NotImplementedError
-
-    def route_kind(self, method: str, path: str) -> str | None:
-        """"place", "cancel" or None (what fault rules call a route)."""
-        raise NotImplementedError
-
-    def error_body(self, status: int) -> bytes:
-        """The venue's body for an injected 5xx."""
-        raise NotImplementedError
-
-    def start_replay(self, speed: float) -> None:
-        raise NotImplementedError
-
-    def now_ms(self) -> int:
-        return self.clock() // 1_000_000
-
-    def usage(self) -> dict[str, Any]:
-        return self.limits.snapshot(self.clock())
-
-    async def stop(self) -> None:
-        if self._replay is not None:
-            self._replay.cancel()
-            await asyncio.gather(self._replay, return_exceptions=True)
-        self.hub.close_all()

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from services.simulator import ManualClock, Simulator
-from services.simulator.binance import verify_signature
+from services.simulator.dialects.binance import verify_signature
 
 DOC_API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 DOC_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
