@@ -26,7 +26,7 @@ from schemas.vault import Credentials
 from services.simulator.dialects.kraken import KrakenDialect
 from services.simulator.server import Simulator
 from services.venues import rest_adapter
-from services.venues.base import CancelAccepted, HttpRequest
+from services.venues.base import CancelAccepted, FollowUp, HttpRequest
 from services.venues.errors import (
     AuthError, DuplicateOrder, InsufficientBalance, InvalidOrder, OrderNotFound, OutcomeUnknown, RateLimited,
     VenueError, VenueUnavailable,
@@ -47,11 +47,19 @@ class Kraken:
         self.rest = rest_adapter("kraken", sim.url("kraken"))
         self.core = sim.dialects["kraken"].core
 
-    async def call(self, op: str, args: Any, creds: Credentials | None = DEMO) -> Any:
+    async def answer(self, op: str, args: Any, creds: Credentials | None = DEMO) -> Any:
+        """The parsed answer to one request: a result, a VenueError or a FollowUp."""
         signed = self.rest.endpoints[op].signed
         request = self.rest.build_request(op, args, creds if signed else None, time.time_ns() // 1_000_000,
                                           next(NONCES) if signed else None)
         return await self.send(op, request, args)
+
+    async def call(self, op: str, args: Any, creds: Credentials | None = DEMO) -> Any:
+        """The result or the VenueError, following FollowUps as the executor's gateway does."""
+        result = await self.answer(op, args, creds)
+        while isinstance(result, FollowUp):
+            result = await self.answer(result.op, result.args, creds)
+        return result
 
     async def send(self, op: str, request: HttpRequest, args: Any) -> Any:
         try:
@@ -128,12 +136,12 @@ async def test_status_by_client_id_finds_a_closed_order_and_only_then_says_not_f
     ask = kraken.core.best(SYMBOL, "sell")[0]
     await kraken.ok("place_order", buy("kr-filled", "0.1", ask))  # crosses: filled at once
     q = OrderStatusQuery(symbol=SYMBOL, client_order_id="kr-filled")
-    first = await kraken.call("order_status", q)
-    assert isinstance(first, OutcomeUnknown) and first.venue_code == "not_open"
-    found = await kraken.ok("order_status", q)
+    assert await kraken.answer("order_status", q) == FollowUp("closed_orders", q)  # not open ...
+    found = await kraken.ok("order_status", q)  # ... so the closed orders are asked next
     assert (found.state, found.filled_quantity, found.client_order_id) == ("filled", Decimal("0.1"), "kr-filled")
     never = OrderStatusQuery(symbol=SYMBOL, client_order_id="kr-never")
-    assert isinstance(await kraken.call("order_status", never), OutcomeUnknown)
+    assert isinstance(await kraken.answer("order_status", never), FollowUp)
+    assert isinstance(await kraken.answer("closed_orders", never), OrderNotFound)
     assert isinstance(await kraken.call("order_status", never), OrderNotFound)
 
 
@@ -296,9 +304,7 @@ async def test_faults_on_the_place_route(kraken: Kraken) -> None:
         if placed:
             assert status.state == "open" and status.client_order_id == cid, (fault, status)
         else:
-            assert isinstance(status, OutcomeUnknown)  # not open; the next look asks closed orders
-            assert isinstance(await kraken.call("order_status", OrderStatusQuery(symbol=SYMBOL, client_order_id=cid)),
-                              OrderNotFound)
+            assert isinstance(status, OrderNotFound)  # not open, then not closed either
     kraken.sim.set_faults([{"venue": "kraken", "route": "place", "count": 1, "kind": "error_5xx", "status": 429,
                             "retry_after_s": 7}])
     limited = await kraken.call("place_order", buy("kr-429", "0.1", bid))

@@ -266,6 +266,7 @@ def test_every_venue_builds_every_operation() -> None:
                 "order_status": OrderStatusQuery(symbol=symbol, client_order_id="c1", venue_order_id="o1"),
                 "open_orders": OpenOrdersQuery(symbol=symbol), "balance": BalanceQuery(),
                 "trade_history": TradeHistoryQuery(symbol=symbol), "instruments": None}
+        args["order_history"] = args["closed_orders"] = args["order_status"]  # status follow-ups (Bitfinex, Kraken)
         for op, endpoint in adapter.endpoints.items():
             req = adapter.build_request(op, args[op], creds.get(venue, Credentials(api_key="k", secret="s" * 32, passphrase="p")),
                                         1700000000000, nonce=1700000000000000 if adapter.shared_nonce else None)

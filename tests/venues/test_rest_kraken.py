@@ -15,7 +15,7 @@ from schemas import CancelOrder, PlaceOrder
 from schemas.queries import OpenOrdersQuery, OrderStatusQuery
 from schemas.vault import Credentials
 from services.venues import rest_adapter
-from services.venues.base import CancelAccepted
+from services.venues.base import CancelAccepted, FollowUp
 from services.venues.errors import AuthError, InsufficientBalance, InvalidOrder, OrderNotFound, OutcomeUnknown, RateLimited, VenueUnavailable
 from services.venues.rules import check_order
 
@@ -99,7 +99,7 @@ def test_status_by_client_id_among_open_orders_and_never_not_found_otherwise() -
     assert (info.venue_order_id, info.state, info.filled_quantity, info.side) == ("OQCLML-BW3P3-BUCMWZ", "partially_filled", Decimal("0.375"), "buy")
     gone = fresh.parse_response("order_status", 200, {}, json.dumps({"error": [], "result": {"open": {}}}).encode(),
                                 OrderStatusQuery(symbol="BTC-USD", client_order_id="cl-2"))
-    assert isinstance(gone, OutcomeUnknown)  # not "never placed": the executor must not re-send
+    assert isinstance(gone, FollowUp) and gone.op == "closed_orders"  # not "never placed": closed orders next
     listed = fresh.parse_response("open_orders", 200, {}, json.dumps(OPEN).encode(), OpenOrdersQuery(symbol="BTC-USD"))
     assert [o.client_order_id for o in listed] == ["cl-1"]
 
@@ -116,14 +116,14 @@ def test_status_by_client_id_asks_closed_orders_after_a_miss_among_open_ones() -
     once "not open" was followed by "not closed"."""
     fresh = rest_adapter("kraken")
     q = OrderStatusQuery(symbol="BTC-USD", client_order_id="cl-1")
-    assert isinstance(fresh.parse_response("order_status", 200, {}, NONE_OPEN, q), OutcomeUnknown)
-    assert fresh.build_request("order_status", q, DOC_CREDS, 0, nonce=8).url.endswith("/0/private/ClosedOrders")
-    info = fresh.parse_response("order_status", 200, {}, json.dumps(CLOSED).encode(), q)
+    assert fresh.parse_response("order_status", 200, {}, NONE_OPEN, q) == FollowUp("closed_orders", q)
+    req = fresh.build_request("closed_orders", q, DOC_CREDS, 0, nonce=8)
+    assert req.url.endswith("/0/private/ClosedOrders") and req.body == b"nonce=8&cl_ord_id=cl-1"
+    info = fresh.parse_response("closed_orders", 200, {}, json.dumps(CLOSED).encode(), q)
     assert (info.state, info.filled_quantity, info.client_order_id) == ("filled", Decimal("1.25"), "cl-1")
     assert fresh.build_request("order_status", q, DOC_CREDS, 0, nonce=9).url.endswith("/0/private/OpenOrders")
     never = OrderStatusQuery(symbol="BTC-USD", client_order_id="cl-9")
-    looks = [fresh.parse_response("order_status", 200, {}, body, never) for body in (NONE_OPEN, NONE_CLOSED, NONE_OPEN)]
-    assert [type(r) for r in looks] == [OutcomeUnknown, OrderNotFound, OrderNotFound]
+    assert isinstance(fresh.parse_response("closed_orders", 200, {}, NONE_CLOSED, never), OrderNotFound)
 
 
 def test_status_by_venue_order_id_uses_query_orders() -> None:

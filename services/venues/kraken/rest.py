@@ -15,13 +15,11 @@ and replies naming that UUID are read back as the exbus id where the query names
 Order status: by ``txid`` (QueryOrders, any state) when exbus recorded the venue order id.
 Without it (the place reply was lost) one request cannot cover every state: QueryOrders
 needs a txid, and the ``cl_ord_id`` filter of OpenOrders sees open orders only, that of
-ClosedOrders closed ones only. So the adapter alternates, OpenOrders first, remembering per
-client order id what the last looks missed. An order never goes from closed back to open,
-so "not open at t1" and then "not closed at t2 > t1" proves it did not exist at t1: a miss
-is OrderNotFound only when such a pair is among the last two looks (the evidence is at most
-two requests old); the very first miss, with no pair yet, is OutcomeUnknown. The memory
-is per adapter instance (per executor replica); OpenOrders listings show the UUID5 of a
-long id, as Kraken stores it.
+ClosedOrders closed ones only. So order_status asks OpenOrders, and when the order is not
+open answers a FollowUp to ``closed_orders``, which the caller sends next. An order never
+goes from closed back to open, so "not open, then not closed" proves it did not exist when
+the first look was made: only then is the answer OrderNotFound. OpenOrders listings show
+the UUID5 of a long id, as Kraken stores it.
 The nonce must be shared by every replica using the key (executors pass it in).
 """
 
@@ -46,7 +44,7 @@ from schemas.queries import (
 from schemas.vault import Credentials
 from services.venues import symbols
 from services.venues.base import (
-    NON_IDEMPOTENT, CancelAccepted, Endpoint, HttpRequest, Params, RateLimit, RestAdapter, decimal_text,
+    NON_IDEMPOTENT, CancelAccepted, Endpoint, FollowUp, HttpRequest, Params, RateLimit, RestAdapter, decimal_text,
     percent_encode, retry_after,
 )
 from services.venues.errors import (
@@ -131,22 +129,16 @@ class KrakenRest(RestAdapter):
         "instruments": Endpoint("GET", "/0/public/AssetPairs", False, {"public": 1}),
         "place_order": Endpoint("POST", "/0/private/AddOrder", True, {}),  # trading engine limit, per pair
         "cancel_order": Endpoint("POST", "/0/private/CancelOrder", True, {}),
-        "order_status": Endpoint("POST", "/0/private/QueryOrders", True, {"counter": 1}),  # or Open/ClosedOrders
+        "order_status": Endpoint("POST", "/0/private/QueryOrders", True, {"counter": 1}),  # or OpenOrders, see above
+        "closed_orders": Endpoint("POST", "/0/private/ClosedOrders", True, {"counter": 1}),  # order_status' follow-up
         "open_orders": Endpoint("POST", "/0/private/OpenOrders", True, {"counter": 1}),
         "balance": Endpoint("POST", "/0/private/BalanceEx", True, {"counter": 1}),
         "trade_history": Endpoint("POST", "/0/private/TradesHistory", True, {"counter": 2}),
     }
 
-    def __init__(self, base_url: str | None = None) -> None:
-        super().__init__(base_url)
-        self._misses: dict[str, str] = {}
-        """Client order id -> what its last status looks by cl_ord_id missed: ``o`` (not
-        open), ``oc`` (not open, then not closed), ``oco`` (and not open again)."""
-
     def path_for(self, op: str, args: Any) -> str:
         if op == "order_status" and not args.venue_order_id:
-            ask_closed = self._misses.get(args.client_order_id) in ("o", "oco")
-            return "/0/private/ClosedOrders" if ask_closed else "/0/private/OpenOrders"
+            return "/0/private/OpenOrders"
         return self.endpoints[op].path
 
     def sign(self, method: str, path: str, params: Params, creds: Credentials, time_ms: int,
@@ -199,6 +191,9 @@ class KrakenRest(RestAdapter):
     def params_order_status(self, q: OrderStatusQuery) -> Params:
         if q.venue_order_id:
             return [("txid", q.venue_order_id)]
+        return [("cl_ord_id", cl_ord_id(q.client_order_id))]
+
+    def params_closed_orders(self, q: OrderStatusQuery) -> Params:
         return [("cl_ord_id", cl_ord_id(q.client_order_id))]
 
     def params_open_orders(self, _: OpenOrdersQuery) -> Params:
@@ -272,32 +267,29 @@ class KrakenRest(RestAdapter):
             return OrderNotFound(f"kraken: no open order with cl_ord_id {c.client_order_id}", venue="kraken")
         return CancelAccepted(client_order_id=c.client_order_id)
 
-    def parse_order_status(self, payload: Any, q: OrderStatusQuery) -> OrderInfo | VenueError:
+    def parse_order_status(self, payload: Any, q: OrderStatusQuery) -> OrderInfo | FollowUp | VenueError:
         result = payload["result"]
-        if "open" in result or "closed" in result:  # by cl_ord_id: OpenOrders or ClosedOrders
-            return self._by_client_id(result, q)
+        if "open" in result:  # by cl_ord_id among the open orders; not open: the closed ones next
+            return self._by_client_id(result["open"], q) or FollowUp("closed_orders", q)
         o = result.get(q.venue_order_id) if q.venue_order_id else None
         if o is None:
             return OrderNotFound(f"kraken: no order {q.venue_order_id}", venue="kraken")
         return msgspec.structs.replace(self._order(q.venue_order_id, o, q.symbol), client_order_id=q.client_order_id)
 
-    def _by_client_id(self, result: dict[str, Any], q: OrderStatusQuery) -> OrderInfo | VenueError:
-        closed = "closed" in result
+    def parse_closed_orders(self, payload: Any, q: OrderStatusQuery) -> OrderInfo | VenueError:
+        return self._by_client_id(payload["result"].get("closed", {}), q) or OrderNotFound(
+            f"kraken: no order with cl_ord_id {cl_ord_id(q.client_order_id)}: not open, then not closed",
+            venue="kraken", venue_code="not_found")
+
+    def _by_client_id(self, orders: dict[str, Any], q: OrderStatusQuery) -> OrderInfo | None:
         wanted = cl_ord_id(q.client_order_id)
-        for txid, o in result["closed" if closed else "open"].items():
+        for txid, o in orders.items():
             if o.get("cl_ord_id") == wanted:
-                self._misses.pop(q.client_order_id, None)
                 return msgspec.structs.replace(self._order(txid, o, q.symbol), client_order_id=q.client_order_id)
-        before = self._misses.pop(q.client_order_id, "")
-        if len(self._misses) > 10_000:  # ids never found again are forgotten, oldest first
-            del self._misses[next(iter(self._misses))]
-        after = "oc" if closed else ("oco" if before == "oc" else "o")
-        self._misses[q.client_order_id] = after
-        if after == "o":
-            return OutcomeUnknown(f"kraken: {q.client_order_id} is not open; closed orders are asked next",
-                                  venue="kraken", venue_code="not_open")
-        return OrderNotFound(f"kraken: no order with cl_ord_id {wanted}: not open, then not closed",
-                             venue="kraken", venue_code="not_found")
+        return None
+
+    def venue_client_order_id(self, client_order_id: str) -> str:
+        return cl_ord_id(client_order_id)
 
     def parse_open_orders(self, payload: Any, q: OpenOrdersQuery) -> list[OrderInfo]:
         names = pair_names(q.symbol) if q.symbol else None
