@@ -28,6 +28,10 @@ from services.venues.errors import VenueError
 
 log = get_logger("tracker")
 NS = 1_000_000_000
+POLL_SHARE = 0.5
+"""At most this share of a venue's request budget goes to status polls, so commands (and the
+reconciliation of lost replies) keep the rest: on Kraken's 15 calls per 45 s, one open
+order is polled every 6 s, not every round."""
 
 
 class Lease(msgspec.Struct):
@@ -49,6 +53,8 @@ class OrderTracker:
         self.published = 0
         self.changes = OrderChanges(worker, states)
         self.streams = OrderStreams(worker.gateway, self.changes)
+        self._next_poll: dict[tuple[str, str], float] = {}
+        """(venue, account) -> monotonic time before which its orders are not polled again."""
 
     async def _hold_lease(self) -> bool:
         key = "executor.tracker.lease"
@@ -103,6 +109,11 @@ class OrderTracker:
             venue, account, client_order_id = key.split(".", 2)
             if self.streams.covers(venue, account, client_order_id):
                 continue
+            wait = self._next_poll.get((venue, account), 0.0) - time.monotonic()
+            if wait > self.interval_s:
+                continue  # this account's share of the venue's budget is spent for this round
+            if wait > 0:
+                await asyncio.sleep(wait)
             query = OrderStatusQuery(symbol=record.symbol, client_order_id=client_order_id,
                                      venue_order_id=record.venue_order_id)
             try:
@@ -110,6 +121,8 @@ class OrderTracker:
             except VenueError as e:
                 log.info("order status unavailable", key=key, error=str(e))
                 continue
+            finally:
+                self._next_poll[(venue, account)] = time.monotonic() + self._poll_cost_s(venue)
             if not isinstance(info, OrderInfo):
                 continue
             if await self.changes.record(key, record, rev, update_of(venue, info), "poll"):
@@ -119,3 +132,15 @@ class OrderTracker:
             self.streams.reconciled(venue, account, started, client_order_ids)
         self.published += published
         return published
+
+    def _poll_cost_s(self, venue: str) -> float:
+        """Seconds of the venue's budget one status poll takes, divided by POLL_SHARE: the
+        spacing of polls (per account) that leaves the rest of the budget to commands."""
+        try:
+            adapter = self.worker.gateway.adapter(venue)
+            cost = adapter.cost("order_status", None)
+        except (ValueError, KeyError):
+            return 0.0
+        spacing = [units * limit.period_s / limit.capacity
+                   for limit in adapter.rate_limits if (units := cost.get(limit.name))]
+        return max(spacing, default=0.0) / POLL_SHARE

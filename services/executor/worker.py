@@ -264,10 +264,24 @@ class CommandWorker:
                 if attempt + 1 == self.send_attempts:
                     return event_for(cmd, "failed", error=e.code, reason=str(e))  # type: ignore[arg-type]
                 await asyncio.sleep(0.2 * (attempt + 1))
-            except (RateLimited, LeaseTimeout, CredentialsUnavailable, VenueError) as e:
+            except RateLimited as e:
+                # refused unprocessed: the redelivery sends again without reconciling first
+                await self._unsend(cmd)
+                return final_refusal(cmd, e)
+            except (LeaseTimeout, CredentialsUnavailable, VenueError) as e:
                 return final_refusal(cmd, e)
         return event_for(cmd, "failed", error="outcome_unknown",
                          reason="the venue neither confirmed nor denied the order after repeated queries")
+
+    async def _unsend(self, cmd: PlaceOrder) -> None:
+        """Mark a place the venue refused without processing it (a rate-limit answer) as not
+        sent, so its redelivery sends it again instead of querying for an order that cannot
+        exist. Left as it is when the record changed meanwhile (then the query decides)."""
+        key = order_key(cmd.venue, cmd.account, cmd.client_order_id)
+        record, rev = await self.states.latest(key)
+        if record is not None and rev is not None and record.command_id == cmd.command_id and record.phase == "sent":
+            record.phase = "claimed"
+            await self.states.update(key, record, rev)
 
     async def _reconcile(self, cmd: PlaceOrder, record: OrderRecord, delivery: int) -> OrderInfo | None:
         """The order as the venue knows it, by client order id; None when the venue keeps
