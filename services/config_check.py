@@ -178,6 +178,7 @@ def _numbers(raw: Mapping[str, Any]) -> Iterator[ConfigIssue]:
         ("executor", "rate_limit_margin", lambda v: 0 < v <= 1, "must be in (0, 1]"),
         ("executor", "ack_wait_s", lambda v: v > 0, "must be > 0"),
         ("executor", "tracker_interval_s", lambda v: v > 0, "must be > 0"),
+        ("executor", "request_timeout_s", lambda v: v > 0, "must be > 0"),
         ("nats", "connect_timeout_s", lambda v: v > 0, "must be > 0"),
         ("ingestor", "reconnect_initial_s", lambda v: v > 0, "must be > 0"),
         ("ingestor", "reconnect_max_s", lambda v: v > 0, "must be > 0"),

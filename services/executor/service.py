@@ -51,7 +51,7 @@ class ExecutorReplica:
         self.js = nc.jetstream()
         self.settings = settings
         self.credentials = credentials
-        self.transport = HttpTransport()
+        self.transport = HttpTransport(timeout_s=self.settings.request_timeout_s)
         self.worker: CommandWorker
         self.gateway: VenueGateway
         self.tracker: OrderTracker
@@ -65,7 +65,8 @@ class ExecutorReplica:
         self.gateway = VenueGateway(limiter, self.credentials, NonceSequences(limits_kv), self.transport,
                                     self.settings.venue_urls)
         states = OrderStates(orders_kv)
-        self.worker = CommandWorker(self.js, self.gateway, states, max_deliver=self.settings.max_deliver)
+        self.worker = CommandWorker(self.js, self.gateway, states, max_deliver=self.settings.max_deliver,
+                                    reconcile_delays_s=tuple(self.settings.reconcile_delays_s))
         self.tracker = OrderTracker(self.worker, states, limits_kv, interval_s=self.settings.tracker_interval_s)
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -18,6 +18,12 @@ class ExecutorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     egress: str = "default"
     """Name of this fleet's egress IP (per-IP limits are counted per egress)."""
     tracker_interval_s: float = 1.0
+    request_timeout_s: float = 10.0
+    """A venue request unanswered this long is a network error (a place or cancel: outcome
+    unknown, resolved by querying the venue)."""
+    reconcile_delays_s: list[float] = msgspec.field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0])
+    """Pauses before each status query that resolves an unknown outcome; only when every one
+    of them answers "no such order" is the order sent again."""
     venue_urls: dict[str, str] = {}
     """Base URL per venue, e.g. the simulator's."""
     service_id: str = "executor"

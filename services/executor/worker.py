@@ -107,7 +107,8 @@ class CommandWorker:
         self.js = js
         self.gateway = gateway
         self.states = states
-        self.reconcile_delays_s = reconcile_delays_s
+        self.reconcile_delays_s = tuple(max(0.0, d) for d in reconcile_delays_s) or (0.0,)
+        """At least one look: "no such order" is never concluded without asking."""
         self.send_attempts = send_attempts
         self.max_deliver = max_deliver
         self._rules: dict[str, dict[str, MarketRules]] = {}

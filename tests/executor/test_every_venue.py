@@ -209,7 +209,9 @@ async def test_lost_replies_rate_limits_and_outages_end_in_one_order(venue: str,
     async with HttpTransport() as http:
         book = await Taker(venue, sim, http).call("orderbook", OrderBookQuery(symbol=symbol, depth=5))
     low = book.bids[-1].price
-    async with fleet(nats_url, sim, replicas=2, ack_wait_s=20):
+    # a lost answer is given up on after 2 s, and "no such order" must hold over four looks in 1.75 s
+    async with fleet(nats_url, sim, replicas=2, ack_wait_s=20, request_timeout_s=2.0,
+                     reconcile_delays_s=[0.0, 0.25, 0.5, 1.0]):
         # the venue accepts the order, then the answer never comes
         sim.set_faults([{"kind": "timeout", "venue": venue, "route": "place", "count": 1}])
         lost = place(venue, f"{venue}lost1", "buy", qty, low)

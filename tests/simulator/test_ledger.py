@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from services.simulator import Simulator
+from services.simulator.server import VENUES
 
 REST = {"symbol": "NKNUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "100", "price": "0.3500"}
 
@@ -47,7 +48,8 @@ async def test_the_ledger_reports_usage_per_scope(binance: Any, binance_b: Any, 
     await upbit.request("GET", "/v1/accounts")
     await upbit.public("/v1/ticker", markets="KRW-LAMB")
     limits = (await read_ledger())["limits"]
-    assert set(limits) == {"binance", "upbit"}
+    assert set(limits) == set(VENUES)  # every venue served reports its scopes
+    assert not any(limits[v] for v in VENUES if v not in ("binance", "upbit")), "venues nobody called have no scopes"
     assert set(limits["binance"]) == {"ip:127.0.0.1", "account:alice", "account:bob"}
     assert set(limits["upbit"]) == {"ip:127.0.0.1", "account:alice"}
     alice = limits["binance"]["account:alice"]
