@@ -10,7 +10,7 @@ import nats
 
 import schemas
 from schemas import PlaceOrder, subjects
-from schemas.queries import BalanceQuery, OrderStatusQuery, QueryReply, TickerQuery
+from schemas.queries import BalanceQuery, OrderStatusQuery, QueryReply, TickerQuery, TradeHistoryQuery
 from schemas.vault import Credentials
 from services.simulator import Simulator
 from services.simulator.config import sim_config
@@ -65,8 +65,10 @@ async def test_queries_are_answered_by_the_fleet(nats_url, bus, simulator) -> No
         assert missing.error == "order_not_found"
         no_keys = await ask(subjects.query("binance", "other", "balance"), BalanceQuery())
         assert no_keys.error == "auth_error"
-        unsupported = await ask(subjects.query("korbit", "demo", "balance"), BalanceQuery())
-        assert unsupported.error in ("auth_error", "network_error")  # no credentials for korbit in the paper set
+        korbit = await ask(subjects.query("korbit", "demo", "balance"), BalanceQuery())  # the simulator speaks Korbit too
+        assert any(b.asset == "KRW" and b.free > 0 for b in korbit.balances)
+        unsupported = await ask(subjects.query("upbit", "demo", "trade_history"), TradeHistoryQuery(symbol="LAMB-KRW"))
+        assert unsupported.error == "invalid_command" and "trade_history" in unsupported.message  # Upbit has none
         wrong = await ask(subjects.query("binance", "demo", "balance"), TickerQuery(symbol="NKN-USDT"))
         assert wrong.error == "invalid_command"
     await nc.close()

@@ -177,7 +177,7 @@ async def test_vault_counts_grants_by_venue_and_denials_by_reason(nats_url: str,
         await executor.get("binance", "demo")
         await executor.get("upbit", "demo")
         with pytest.raises(VaultDenied) as forbidden:
-            await executor.get("kraken", "demo")  # the dev policy covers the simulator's venues only
+            await executor.get("kraken", "desk1")  # the dev policy covers the simulator's paper accounts only
         with pytest.raises(VaultDenied) as stranger:
             await CredentialsClient(nc, "intruder", Ed25519PrivateKey.generate()).get("binance", "demo")
         after = await scrape(obs.url)

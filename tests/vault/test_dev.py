@@ -11,6 +11,7 @@ import nats
 
 from services.bus.streams import ensure_streams
 from services.config import Config, StreamSettings
+from services.simulator.server import VENUES
 from services.vault.client import CredentialsClient
 from services.vault.dev import DEV_SERVICE_ID, dev_bootstrap, simulator_paper_keys
 from services.vault.service import run_vault
@@ -24,9 +25,10 @@ async def test_dev_bootstrap_serves_the_paper_keys(nats_url: str, tmp_path: Path
     identity = await dev_bootstrap(nc, config, root=tmp_path / "vault", out=out)
     assert "DEVELOPMENT master key" in out.getvalue()
     assert (tmp_path / "vault" / "dev-master.key").stat().st_mode & 0o777 == 0o600
-    assert config.vault.policy[DEV_SERVICE_ID] == ["binance/demo", "upbit/demo"]
+    every_venue = [f"{venue}/demo" for venue in VENUES]
+    assert sorted(config.vault.policy[DEV_SERVICE_ID]) == sorted(every_venue)
     again = await dev_bootstrap(nc, config, root=tmp_path / "vault", out=out)  # idempotent
-    assert again.service_id == identity.service_id and config.vault.policy[DEV_SERVICE_ID] == ["binance/demo", "upbit/demo"]
+    assert again.service_id == identity.service_id and sorted(config.vault.policy[DEV_SERVICE_ID]) == sorted(every_venue)
 
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(run_vault(nc, config, stop, ready=ready))

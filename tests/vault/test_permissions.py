@@ -149,7 +149,7 @@ async def test_exbus_up_runs_each_service_as_its_own_user(tmp_path: Path, monkey
         await asyncio.wait_for(system.executors_ready.wait(), 30)
 
         strategy = await Conn().open(url, "strategy", system.nats_settings("strategy"))
-        await place_and_cancel(OrderClient(strategy.nc), out)
+        await place_and_cancel(OrderClient(strategy.nc), out, "binance")
         assert ": accepted venue order" in out.getvalue() and ": canceled venue order" in out.getvalue()
         assert not strategy.errors, strategy.errors
 
