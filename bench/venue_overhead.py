@@ -127,7 +127,8 @@ def table(result: dict) -> str:
 
 def cli() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--serial", type=int, default=200, help="commands per venue, one at a time")
+    p.add_argument("--serial", type=int, default=60,
+                   help="commands per venue, one at a time (resting orders: Binance allows 200 open per symbol)")
     p.add_argument("--venues", default=",".join(DEMO_MARKETS))
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "venue_overhead.json"))
     args = p.parse_args()
