@@ -122,6 +122,9 @@ class OrderEvent(msgspec.Struct, frozen=True, tag_field="type", tag="order_event
     last_fill_quantity: Quantity | None = None
     fee: Quantity | None = None
     fee_asset: str | None = None
+    trade_id: str | None = None
+    """The venue's id of the fill this event reports (None: the venue gave none, or the
+    fill was learnt as a difference of totals)."""
     error: ErrorCode | None = None
     reason: str | None = None
 

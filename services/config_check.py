@@ -240,6 +240,10 @@ def _executor(raw: Mapping[str, Any]) -> Iterator[ConfigIssue]:
             yield issue
         if issue := _url_issue(key, url, ("http", "https")):
             yield issue
+    polled = _table(raw, "executor").get("poll_only")
+    for i, venue in enumerate(polled if isinstance(polled, list) else []):
+        if issue := _venue_issue(f"executor.poll_only[{i}]", venue):
+            yield issue
     egress = _table(raw, "executor").get("egress")
     if isinstance(egress, str) and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", egress):
         yield ConfigIssue("executor.egress", f"{egress!r}: 1-64 of A-Z a-z 0-9 _ - (it is part of KV keys)")

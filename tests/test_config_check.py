@@ -103,6 +103,7 @@ def test_the_same_file_is_refused_by_the_loader_too(tmp_path: Path) -> None:
     ("[streams]\nreplicas = 7\n", "streams.replicas", "1..5"),
     ("[executor]\nrate_limit_margin = 1.5\n", "executor.rate_limit_margin", "(0, 1]"),
     ("[executor]\negress = 'eu west'\n", "executor.egress", "KV keys"),
+    ("[executor]\npoll_only = ['binance', 'krakken']\n", "executor.poll_only[1]", "unknown venue"),
     ("[ingestor.venues.kraken]\nchannels = ['book']\n", "ingestor.venues.kraken.symbols", "missing required key"),
     ("[ingestor.venues.upbit]\nsymbols = []\n", "ingestor.venues.upbit.symbols", "no symbols"),
     ("[ingestor.venues.upbit]\nsymbols = ['BTC-KRW']\nrest_url = 'ws://x'\n", "ingestor.venues.upbit.rest_url", "http, https"),

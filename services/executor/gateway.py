@@ -9,6 +9,7 @@ import hashlib
 import time
 from typing import Any
 
+from schemas.vault import Credentials
 from services.executor.credentials import CredentialsProvider
 from services.executor.ratelimit import RateLimiter
 from services.executor.state import NonceSequences
@@ -42,6 +43,11 @@ class VenueGateway:
             adapter = self._adapters[venue] = rest_adapter(venue, self.venue_urls.get(venue))
         return adapter
 
+    async def next_nonce(self, venue: str, creds: Credentials) -> int:
+        """The key's next nonce from the fleet's shared sequence (REST calls and private
+        stream logins of a key share it: Bitfinex)."""
+        return await self.nonces.next(venue, hashlib.sha256(creds.api_key.encode()).hexdigest()[:16])
+
     async def call(self, venue: str, account: str, op: str, args: Any) -> Any:
         """Run ``op``; returns the parsed result or raises a VenueError (or LeaseTimeout,
         CredentialsUnavailable)."""
@@ -51,9 +57,7 @@ class VenueGateway:
         await self.limiter.acquire(venue, account, adapter.rate_limits, adapter.cost(op, args))
         signed = adapter.endpoints[op].signed
         creds = await self.credentials.get(venue, account) if signed else None
-        nonce = None
-        if signed and adapter.shared_nonce and creds is not None:
-            nonce = await self.nonces.next(venue, hashlib.sha256(creds.api_key.encode()).hexdigest()[:16])
+        nonce = await self.next_nonce(venue, creds) if signed and adapter.shared_nonce and creds is not None else None
         request = adapter.build_request(op, args, creds, time.time_ns() // 1_000_000, nonce)
         self.calls += 1
         response = await self.transport.send(request, idempotent=op not in NON_IDEMPOTENT)

@@ -1,36 +1,44 @@
 """Recording an order's changes once, whichever path saw them first.
 
-Polls and private streams both report order changes as an
-:class:`~services.venues.privatews.OrderUpdate`. A change is news only when it moves the
-order forward (more filled, or a final state reached); it is written to the order's KV
-record by compare-and-swap before its event is published, and the event id names the
-change (``<client_order_id>.<status>.<filled>``), so a poll and a stream frame reporting
-the same fill publish it once, and a late frame never walks an order backwards.
+Polls, trade-history recovery and private streams all report order changes as an
+:class:`~services.venues.privatews.OrderUpdate`. services.executor.fills decides what an
+update is (a fill, a fill already counted, a final state, nothing); the news is written to
+the order's KV record by compare-and-swap before its event is published, and the event id
+names the change (``<client_order_id>.<status>.<filled>``), so a poll and a stream frame
+reporting the same fill publish it once, and a late frame never walks an order backwards.
 
-A stream may report a change before the command's own outcome is recorded (the order is
-still being placed); such updates wait here and are applied once the record is done.
+Updates wait here, and are applied at the tracker's next round, when
+- the order is still being placed (its record is not done yet);
+- they name the order only by the venue's id and that id is not known yet (Korbit
+  ``myTrade`` before ``myOrder``);
+- they report quantity ahead of fills the venue sends separately (``fills_follow``:
+  Bitfinex ``ou`` before ``tu``); if the fills have not come by then, the totals count.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from decimal import Decimal
+
+import msgspec
 from typing import Literal
 
 import schemas
-from schemas.orders import TERMINAL_STATUSES, OrderEvent
+from schemas.orders import OrderEvent
 from schemas.queries import OrderInfo
 from schemas.subjects import SubjectError, orders_event
+from services.executor.fills import Step, advance, apply_step
 from services.executor.state import OrderRecord, OrderStates, order_key
-from services.executor.worker import STATUS_OF_STATE, CommandWorker
+from services.executor.worker import CommandWorker
 from services.logs import get_logger
 from services.venues.privatews import OrderUpdate
 
 log = get_logger("tracker")
-Source = Literal["poll", "stream"]
+Source = Literal["poll", "stream", "trades"]
 EARLY_TTL_S = 300.0
 """How long an update for an order still being placed waits for its record."""
+HOLD_S = 0.5
+"""How long a total ahead of its separately reported fills waits for them."""
 
 
 def update_of(venue: str, info: OrderInfo) -> OrderUpdate:
@@ -42,15 +50,6 @@ def update_of(venue: str, info: OrderInfo) -> OrderUpdate:
                        average_price=info.average_price)
 
 
-def is_news(record: OrderRecord, status: str, filled: Decimal) -> bool:
-    """True when (status, filled) moves the recorded order forward."""
-    if record.status in TERMINAL_STATUSES or status == "accepted" and filled == 0:
-        return False
-    if filled != record.filled_quantity:
-        return filled > record.filled_quantity
-    return status != record.status and status in TERMINAL_STATUSES
-
-
 class OrderChanges:
     """Writes news to KV ``orders`` and publishes its event; shared by poll and stream."""
 
@@ -58,54 +57,86 @@ class OrderChanges:
         self.worker = worker
         self.states = states
         self.published: Counter[str] = Counter()
-        """Events published, by the path that saw the change first (``poll``, ``stream``)."""
-        self._early: dict[str, tuple[float, str, str, OrderUpdate]] = {}
+        """Events published, by the path that saw the change first (``poll``, ``stream``, ``trades``)."""
+        self._early: dict[str, tuple[float, float, str, str, OrderUpdate]] = {}
+        """key -> (first held, not before, venue, account, update)."""
+        self._owners: dict[tuple[str, str, str], str] = {}
+        """(venue, account, venue order id) -> client order id, as learnt from records and updates."""
+
+    def learn(self, venue: str, account: str, venue_order_id: str | None, client_order_id: str) -> None:
+        """Remember whose order a venue order id is (fills that name only the venue's id)."""
+        if venue_order_id:
+            self._owners[(venue, account, venue_order_id)] = client_order_id
+            if len(self._owners) > 100_000:
+                del self._owners[next(iter(self._owners))]
 
     async def record(self, key: str, record: OrderRecord, revision: int, update: OrderUpdate,
                      source: Source) -> bool | None:
         """Record and publish ``update`` of the order at ``key`` read at ``revision``:
         True when published, False when it is no news, None when the record changed since."""
-        status = STATUS_OF_STATE[update.state]
-        if status == "accepted" and update.filled_quantity > 0:
-            status = "partially_filled"  # open with fills (Binance PENDING_CANCEL)
-        if not is_news(record, status, update.filled_quantity):
+        step = advance(record, update)
+        if step is None:
             return False
-        record.status, record.filled_quantity = status, update.filled_quantity
-        record.venue_order_id = record.venue_order_id or update.venue_order_id
-        record.tracking = update.state in ("open", "partially_filled")
+        apply_step(record, step, update.venue_order_id)
         if await self.states.update(key, record, revision) is None:
             return None
-        venue, account, client_order_id = key.split(".", 2)
-        now = schemas.now_ns()
-        await self.worker.publish(OrderEvent(
-            event_id=f"{client_order_id}.{status}.{update.filled_quantity}", command_id=record.command_id,
-            venue=venue, account=account, symbol=record.symbol, client_order_id=client_order_id,  # type: ignore[arg-type]
-            status=status, ts_event=update.ts_event or now, ts=now, venue_order_id=update.venue_order_id,  # type: ignore[arg-type]
-            side=update.side, order_type=update.order_type, price=update.price, quantity=update.quantity,
-            filled_quantity=update.filled_quantity, average_price=update.average_price,
-            last_fill_price=update.last_fill_price, last_fill_quantity=update.last_fill_quantity,
-            fee=update.fee, fee_asset=update.fee_asset,
-        ))
+        if not step.publish:
+            return False
+        await self._publish(key, record, update, step)
         self.published[source] += 1
         return True
 
-    async def apply(self, venue: str, account: str, update: OrderUpdate, source: Source = "stream") -> bool:
-        """Apply an update that names its order by client order id; True when published.
-        Orders exbus did not place are ignored; orders still being placed wait."""
-        if not update.client_order_id:
+    async def _publish(self, key: str, record: OrderRecord, update: OrderUpdate, step: Step) -> None:
+        venue, account, client_order_id = key.split(".", 2)
+        now = schemas.now_ns()
+        fill = step.fill
+        await self.worker.publish(OrderEvent(
+            event_id=f"{client_order_id}.{step.status}.{step.filled}", command_id=record.command_id,
+            venue=venue, account=account, symbol=record.symbol, client_order_id=client_order_id,  # type: ignore[arg-type]
+            status=step.status, ts_event=update.ts_event or now, ts=now,  # type: ignore[arg-type]
+            venue_order_id=update.venue_order_id or record.venue_order_id,
+            side=update.side, order_type=update.order_type, price=update.price, quantity=update.quantity,
+            filled_quantity=step.filled, average_price=step.average_price,
+            last_fill_price=fill.price if fill else None, last_fill_quantity=fill.quantity if fill else None,
+            fee=fill.fee if fill else None, fee_asset=fill.fee_asset if fill else None,
+            trade_id=fill.trade_id if fill else None,
+        ))
+
+    def owner(self, venue: str, account: str, update: OrderUpdate) -> str | None:
+        """The client order id ``update`` belongs to: its own, else the one learnt for its
+        venue order id (None: not known yet)."""
+        if update.client_order_id:
+            self.learn(venue, account, update.venue_order_id, update.client_order_id)
+            return update.client_order_id
+        return self._owners.get((venue, account, update.venue_order_id))
+
+    async def apply(self, venue: str, account: str, update: OrderUpdate, source: Source = "stream",
+                    *, held: bool = False) -> bool:
+        """Apply an update of one of exbus's orders; True when published. Orders exbus did
+        not place are ignored; updates that cannot be applied yet wait (see the module)."""
+        client_order_id = self.owner(venue, account, update)
+        if client_order_id is None:
+            if not update.client_order_id and update.venue_order_id:
+                self._hold(f"{venue}.{account}.#{update.venue_order_id}", venue, account, update)
             return False
         try:
-            orders_event(venue, account, update.client_order_id)
+            orders_event(venue, account, client_order_id)
         except SubjectError:
             return False  # not an id exbus could have placed
-        key = order_key(venue, account, update.client_order_id)
+        if update.client_order_id != client_order_id:
+            update = msgspec.structs.replace(update, client_order_id=client_order_id)
+        key = order_key(venue, account, client_order_id)
         for _ in range(10):
             record, revision = await self.states.get(key)
             if record is None or revision is None:
                 return False
             if not record.tracking:
                 if record.phase != "done":
-                    self._keep_early(key, venue, account, update)
+                    self._hold(key, venue, account, update)
+                return False
+            if (update.fills_follow and not held and update.cumulative
+                    and update.filled_quantity > record.filled_quantity):
+                self._hold(key, venue, account, update, wait=True)  # its fills are on their way
                 return False
             outcome = await self.record(key, record, revision, update, source)
             if outcome is not None:
@@ -113,20 +144,27 @@ class OrderChanges:
         log.warning("order record kept changing; update left to the next poll", key=key)
         return False
 
-    def _keep_early(self, key: str, venue: str, account: str, update: OrderUpdate) -> None:
-        held = self._early.get(key)
-        if held is None or update.filled_quantity >= held[3].filled_quantity:
-            self._early[key] = (held[0] if held else time.monotonic(), venue, account, update)
+    def _hold(self, key: str, venue: str, account: str, update: OrderUpdate, wait: bool = False) -> None:
+        now = time.monotonic()
+        kept = self._early.get(key)
+        if kept is not None and update.cumulative and kept[4].cumulative and update.filled_quantity < kept[4].filled_quantity:
+            return  # an older total than the one held
+        if kept is not None and not (update.cumulative and kept[4].cumulative):
+            key = f"{key}@{update.trade_id or id(update)}"  # separate fills wait side by side
+            kept = self._early.get(key)
+        self._early[key] = (kept[0] if kept else now, now + HOLD_S if wait else 0.0, venue, account, update)
 
     async def apply_early(self) -> int:
-        """Apply the updates that arrived before their order's outcome was recorded;
-        returns how many were published. Those older than EARLY_TTL_S are dropped."""
+        """Apply the updates that were waiting (see the module); returns how many were
+        published. Those older than EARLY_TTL_S are dropped."""
         published = 0
         now = time.monotonic()
-        for key, held in list(self._early.items()):
-            since, venue, account, update = held
-            if now - since <= EARLY_TTL_S:
-                published += await self.apply(venue, account, update)
-            if self._early.get(key) is held:  # applied, moot, or expired; a pending one was kept anew
+        for key, held in sorted(self._early.items(), key=lambda kv: kv[1][4].ts_event):
+            since, not_before, venue, account, update = held
+            if now < not_before:
+                continue
+            if self._early.get(key) is held:
                 del self._early[key]
+            if now - since <= EARLY_TTL_S:
+                published += await self.apply(venue, account, update, held=True)
         return published

@@ -1,8 +1,10 @@
 """Private order streams run by the tracker's leader: one WebSocket per (venue, account)
 that has open orders, on venues with a private stream (services.venues.privatews).
 
-Each session opens the venue's stream (Binance: a listenKey from REST, kept alive every
-30 minutes; Upbit: a JWT in the handshake), subscribes, and hands every order update to
+Each session opens the venue's stream (a REST token where the venue wants one: Kraken;
+auth headers in the handshake: Upbit, Bithumb, Korbit, Coinone; a signed message after
+connecting: Binance, Coinbase, Bitfinex, OKX), subscribes, keeps the connection alive the
+venue's way, and hands every order update to
 :class:`~services.executor.order_changes.OrderChanges`, which records and publishes it
 once. When the stream drops, the session reconnects with exponential backoff and jitter.
 
@@ -25,14 +27,13 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from services.executor.gateway import DEFAULT_BACKOFF_S, DEFAULT_BAN_S, VenueGateway
+from services.executor.gateway import VenueGateway
 from services.executor.order_changes import OrderChanges
 from services.ingestor.transport import Backoff
 from services.logs import get_logger
-from services.venues.base import HttpRequest
-from services.venues.errors import RateLimited, VenueError
-from services.venues.privatews import OrderUpdate, PrivateStream, StreamReady, private_stream
-from services.venues.wsbase import VenueNotice
+from services.venues.errors import VenueError
+from services.venues.privatews import OrderUpdate, PrivateStream, Send, StreamReady, private_stream
+from services.venues.wsbase import KeepAlive, VenueNotice
 
 log = get_logger("order_streams")
 
@@ -42,7 +43,7 @@ FOLLOW_TTL_S = 300.0
 """An order followed but not tracked (still being placed, or ended) is forgotten after this."""
 IDLE_S = 120.0
 """A stream whose account has no open order left is kept this long (a new order soon
-would otherwise cost a new listenKey and handshake)."""
+would otherwise cost a new token, handshake and login)."""
 MAX_FRAME_BYTES = 1 << 20
 
 
@@ -63,6 +64,8 @@ class StreamSession:
         """Client order ids whose current state this connection knows -> monotonic time since."""
         self.connects = 0
         self.updates = 0
+        self.unreadable = 0
+        """Frames skipped because they could not be read (never applied, never a fill)."""
         self.wanted_at = time.monotonic()
         self.task: asyncio.Task[None] | None = None
 
@@ -101,28 +104,34 @@ class StreamSession:
         """One connection, from opening the stream to its end; returns why it ended."""
         creds = await self.gateway.credentials.get(self.venue, self.account)
         token = None
-        opening = self.adapter.open_request(creds, _now_ms())
-        if opening is not None:
-            token = await self._rest("open", opening, self.adapter.parse_open)
+        if self.adapter.open_op is not None:  # a REST call first (Kraken's WebSocket token)
+            token = await self.gateway.call(self.venue, self.account, self.adapter.open_op, None)
+        nonce = await self.gateway.next_nonce(self.venue, creds) if self.adapter.rest.shared_nonce else None
         target = self.adapter.connection(token, creds, _now_ms())
+        ws_pings = self.adapter.keepalive.interval_s if self.adapter.keepalive.message is None else None
         async with connect(target.url, additional_headers=target.headers, max_size=MAX_FRAME_BYTES,
-                           ping_interval=self.adapter.keepalive.interval_s, ping_timeout=20.0,
+                           ping_interval=ws_pings, ping_timeout=20.0,
                            open_timeout=10.0, close_timeout=2.0) as ws:
             self.connects += 1
             self.followed.clear()
-            for message in self.adapter.subscribe_messages():
+            for message in self.adapter.subscribe_messages(creds, token, _now_ms(), nonce):
                 await ws.send(message)
             if self.adapter.ready_on_connect:
                 self._ready()
-            keepalive = None
-            if token is not None and self.adapter.session_keepalive_s:
-                keepalive = asyncio.create_task(self._keep_alive(ws, token, creds))
+            pinger = None
+            if self.adapter.keepalive.message is not None:
+                pinger = asyncio.create_task(self._ping(ws, self.adapter.keepalive))
             try:
-                return await self._read(ws)
+                if self.adapter.max_session_s is None:
+                    return await self._read(ws)
+                try:  # the venue's connection limit: leave a little before it
+                    return await asyncio.wait_for(self._read(ws), self.adapter.max_session_s * 0.99)
+                except asyncio.TimeoutError:
+                    return "connection age limit"
             finally:
-                if keepalive is not None:
-                    keepalive.cancel()
-                    await asyncio.gather(keepalive, return_exceptions=True)
+                if pinger is not None:
+                    pinger.cancel()
+                    await asyncio.gather(pinger, return_exceptions=True)
 
     async def _read(self, ws: ClientConnection) -> str:
         try:
@@ -131,7 +140,9 @@ class StreamSession:
                     events = self.adapter.parse_frame(data, time.time_ns())
                 except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as e:
                     # an order frame we cannot read may hide a change: poll this account again
-                    log.warning("unreadable private stream frame", venue=self.venue, error=str(e)[:200])
+                    self.unreadable += 1
+                    log.warning("unreadable private stream frame skipped", venue=self.venue, account=self.account,
+                                error=type(e).__name__, bytes=len(data))
                     self.followed.clear()
                     self.notify()
                     continue
@@ -139,46 +150,26 @@ class StreamSession:
                     if isinstance(event, OrderUpdate):
                         self.updates += 1
                         await self.changes.apply(self.venue, self.account, event)
-                        if event.client_order_id:
-                            self.followed.setdefault(event.client_order_id, time.monotonic())
+                        owner = self.changes.owner(self.venue, self.account, event)
+                        if owner:
+                            self.followed.setdefault(owner, time.monotonic())
                     elif isinstance(event, StreamReady):
                         self._ready()
+                    elif isinstance(event, Send):
+                        await ws.send(event.message)
                     elif isinstance(event, VenueNotice) and event.kind in ("reconnect", "error"):
                         return event.message
         except ConnectionClosed as e:
             return _describe(e)
         return "closed by the venue"
 
-    async def _keep_alive(self, ws: ClientConnection, token: str, creds: Any) -> None:
-        """The venue's REST keep-alive of the session; a refused one ends the connection."""
-        assert self.adapter.session_keepalive_s is not None
+    @staticmethod
+    async def _ping(ws: ClientConnection, keepalive: KeepAlive) -> None:
+        """The venue's application-level ping, every ``interval_s``."""
+        assert keepalive.message is not None
         while True:
-            await asyncio.sleep(self.adapter.session_keepalive_s)
-            request = self.adapter.keepalive_request(token, creds, _now_ms())
-            if request is None:
-                return
-            try:
-                await self._rest("keepalive", request, lambda s, h, b: self.adapter.rest_result("user_stream", s, h, b))
-            except VenueError as e:
-                log.warning("stream keep-alive refused; reconnecting", venue=self.venue, error=str(e))
-                await ws.close()
-                return
-
-    async def _rest(self, what: str, request: HttpRequest, parse: Callable[[int, dict[str, str], bytes], Any]) -> Any:
-        """One REST call of the session under the fleet's rate-limit leases; raises VenueError."""
-        rest = self.adapter.rest
-        limiter = self.gateway.limiter
-        await limiter.acquire(self.venue, self.account, rest.rate_limits, self.adapter.rest_cost)
-        response = await self.gateway.transport.send(request, idempotent=True)
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        await limiter.observe(self.venue, self.account, rest.rate_limits, headers)
-        result = parse(response.status, headers, response.body)
-        if isinstance(result, RateLimited):
-            wait = result.retry_after or (DEFAULT_BAN_S if result.banned else DEFAULT_BACKOFF_S)
-            await limiter.block(self.venue, self.account, wait, reason=str(result))
-        if isinstance(result, VenueError):
-            raise result
-        return result
+            await asyncio.sleep(keepalive.interval_s)
+            await ws.send(keepalive.message)
 
     def _ready(self) -> None:
         self.ready_at = time.monotonic()
@@ -195,8 +186,11 @@ class StreamSession:
 class OrderStreams:
     """The leader's private stream sessions, started for accounts with open orders."""
 
-    def __init__(self, gateway: VenueGateway, changes: OrderChanges, *, idle_s: float = IDLE_S) -> None:
+    def __init__(self, gateway: VenueGateway, changes: OrderChanges, *, idle_s: float = IDLE_S,
+                 poll_only: list[str] | None = None) -> None:
         self.gateway = gateway
+        self.poll_only = set(poll_only or ())
+        """Venues whose streams are not run (their orders are polled)."""
         self.changes = changes
         self.idle_s = idle_s
         self.sessions: dict[tuple[str, str], StreamSession] = {}
@@ -206,6 +200,8 @@ class OrderStreams:
 
     def adapter(self, venue: str) -> PrivateStream | None:
         """The venue's private stream adapter (None: it has none; its orders are polled)."""
+        if venue in self.poll_only:
+            return None
         if venue not in self._adapters:
             try:
                 self._adapters[venue] = private_stream(venue, self.gateway.adapter(venue))
@@ -279,7 +275,7 @@ def _now_ms() -> int:
 
 
 def _describe(e: BaseException) -> str:
-    """Why a connection ended, without URLs (a listenKey is in the path) or headers."""
+    """Why a connection ended, without URLs (a token may be in the query) or headers."""
     if isinstance(e, ConnectionClosed):
         rcvd = e.rcvd
         return f"closed by the venue ({rcvd.code} {rcvd.reason})".rstrip() if rcvd else "connection lost"

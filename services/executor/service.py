@@ -67,7 +67,8 @@ class ExecutorReplica:
         states = OrderStates(orders_kv)
         self.worker = CommandWorker(self.js, self.gateway, states, max_deliver=self.settings.max_deliver,
                                     reconcile_delays_s=tuple(self.settings.reconcile_delays_s))
-        self.tracker = OrderTracker(self.worker, states, limits_kv, interval_s=self.settings.tracker_interval_s)
+        self.tracker = OrderTracker(self.worker, states, limits_kv, interval_s=self.settings.tracker_interval_s,
+                                    poll_only=self.settings.poll_only)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.setup()

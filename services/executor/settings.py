@@ -18,6 +18,8 @@ class ExecutorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     egress: str = "default"
     """Name of this fleet's egress IP (per-IP limits are counted per egress)."""
     tracker_interval_s: float = 1.0
+    poll_only: list[str] = []
+    """Venues whose private order streams are not run: their open orders are polled."""
     request_timeout_s: float = 10.0
     """A venue request unanswered this long is a network error (a place or cancel: outcome
     unknown, resolved by querying the venue)."""

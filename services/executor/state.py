@@ -31,6 +31,14 @@ class OrderRecord(msgspec.Struct, kw_only=True):
     tracking: bool = False
     """True while the order is open at the venue and the tracker polls it."""
     ts: int = 0
+    fill_ids: list[str] = []
+    """Venue trade ids of the fills published or absorbed (services.executor.fills)."""
+    filled_quote: Decimal = Decimal(0)
+    """Sum of price x quantity over the fills published (for the average price)."""
+    fees: Decimal = Decimal(0)
+    """Sum of the fees published."""
+    unattributed: Decimal = Decimal(0)
+    """Filled quantity published without a trade id (a poll's, a totals-only update's)."""
 
 
 def order_key(venue: str, account: str, client_order_id: str) -> str:

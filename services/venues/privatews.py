@@ -1,16 +1,19 @@
 """Private order streams, sans-IO: what every venue's private WebSocket has in common.
 
-A venue's private stream adapter (``binance/userstream.py``, ``upbit/private.py``)
-subclasses :class:`PrivateStream` and declares only what differs: the endpoint, whether a
-REST call opens and keeps alive a stream session (Binance's listenKey), the connection's
-auth headers (Upbit's JWT), the subscribe messages, and the parsing of its order frames
-into one normalized :class:`OrderUpdate`. Signing is the venue's REST adapter's, reused.
-The executor (services.executor.order_streams) does all I/O.
+A venue's private stream adapter (``services/venues/<venue>/private.py``) subclasses
+:class:`PrivateStream` and declares only what differs: the endpoint, whether a REST call
+opens the session (Kraken's WebSocket token), the connection's auth headers (Upbit's JWT,
+Coinone's signed payload), the messages sent after connecting (a signed subscribe or
+login), its keep-alive, and the parsing of its frames into normalized
+:class:`OrderUpdate` s. Signing is the venue's REST adapter's, reused. The executor
+(services.executor.order_streams) does all I/O; turning updates into fills, once each, is
+services.executor.fills, the same for every venue.
 
-Frames parse to a list of :class:`OrderUpdate` (an order changed), :class:`StreamReady`
-(the venue has processed our subscription: from now on nothing is missed, so a poll now
-reconciles what happened before) and ``VenueNotice`` (``reconnect``: the venue ended the
-session, e.g. an expired listenKey; ``error``: it refused a request).
+Frames parse to a list of :class:`OrderUpdate` (an order changed, or one fill of it),
+:class:`StreamReady` (the venue has processed our subscription: from now on nothing is
+missed, so a poll now reconciles what happened before), :class:`Send` (a message to send
+now: OKX's subscribe once its login is confirmed) and ``VenueNotice`` (``reconnect``: the
+venue ends the session; ``error``: it refused a request, which also ends the session).
 """
 
 from __future__ import annotations
@@ -23,8 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from schemas.vault import Credentials
-from services.venues.base import HttpRequest, RestAdapter
-from services.venues.errors import VenueError
+from services.venues.base import RestAdapter
 from services.venues.wsbase import KeepAlive, VenueNotice
 
 OrderState = Literal["open", "partially_filled", "filled", "canceled", "expired", "rejected"]
@@ -34,9 +36,15 @@ OrderState = Literal["open", "partially_filled", "filled", "canceled", "expired"
 class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One change of one order as a private stream reports it; decimals exact.
 
-    ``filled_quantity`` is cumulative; ``last_fill_*``, ``fee``, ``fee_asset`` and
-    ``trade_id`` describe the fill that caused this update (None when it is not a fill).
-    ``client_order_id`` is None for orders placed without one (not exbus's)."""
+    ``filled_quantity`` is cumulative (``cumulative=False``: the venue's message reports
+    only this fill, not the order's total: Coinone, Korbit ``myTrade``, Bitfinex ``tu``);
+    ``last_fill_*``, ``fee``, ``fee_asset`` and ``trade_id`` describe the fill that caused
+    this update (None when it is not a fill). ``fees_total`` is the order's cumulative fee
+    where the venue reports that instead of the fill's (Coinbase ``total_fees``, Bithumb
+    ``paid_fee``). ``fills_follow``: the venue reports this order's fills in messages of
+    their own (Bitfinex ``tu``, Korbit ``myTrade``), so a cumulative quantity ahead of
+    them waits briefly for them. ``client_order_id`` is None for orders placed without one,
+    and for fills that name only the venue's order id (Korbit ``myTrade``)."""
 
     venue: str
     client_order_id: str | None
@@ -57,18 +65,27 @@ class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     fee: Decimal | None = None
     fee_asset: str | None = None
     trade_id: str | None = None
+    cumulative: bool = True
+    fees_total: Decimal | None = None
+    fills_follow: bool = False
 
 
 class StreamReady(msgspec.Struct, frozen=True):
     """The venue confirmed our subscription is in force."""
 
 
-PrivateEvent = Union[OrderUpdate, StreamReady, VenueNotice]
+class Send(msgspec.Struct, frozen=True):
+    """A message the session must send now (a subscribe that waits for the login's answer)."""
+
+    message: str | bytes
+
+
+PrivateEvent = Union[OrderUpdate, StreamReady, Send, VenueNotice]
 
 
 class WsOpen(msgspec.Struct, frozen=True):
-    """Where to connect and with which headers; both may carry secrets (a listenKey in the
-    path, a bearer token), so the repr shows neither."""
+    """Where to connect and with which headers; both may carry secrets (a token in the
+    query, a bearer JWT), so the repr shows neither."""
 
     url: str
     headers: dict[str, str]
@@ -84,19 +101,21 @@ _json = msgspec.json.Decoder(float_hook=Decimal)
 class PrivateStream:
     """Base of every venue's private order stream adapter (sans-IO).
 
-    Subclasses set ``venue`` and ``url`` and implement ``connection``, ``subscribe_messages``
-    and ``parse_frame``; venues whose stream is a REST-opened session (Binance) also
-    implement ``open_request`` and ``keepalive_request``."""
+    Subclasses set ``venue`` and ``url`` and implement ``parse_frame``, plus ``connection``
+    (auth in the handshake) or ``subscribe_messages`` (auth in a message), or both."""
 
     venue: ClassVar[str]
     url: ClassVar[str]
     """The venue's private WebSocket endpoint."""
     keepalive: ClassVar[KeepAlive] = KeepAlive(interval_s=20.0)
-    """WebSocket-level keep-alive of the connection."""
-    session_keepalive_s: ClassVar[float | None] = None
-    """Period of the REST keep-alive of the stream session (None: the venue has none)."""
-    rest_cost: ClassVar[dict[str, int]] = {}
-    """Rate-limit units each open/keep-alive REST call consumes (the venue's REST limits)."""
+    """Keep-alive of the connection: WebSocket pings, or the venue's ping text
+    (``KeepAlive.message``) every ``interval_s``; ``parse_frame`` swallows its answer."""
+    max_session_s: ClassVar[float | None] = None
+    """The venue closes a connection after this long (Binance: 24 h); the session
+    reconnects a little before."""
+    open_op: ClassVar[str | None] = None
+    """A REST operation of the venue's adapter whose result the connection needs (Kraken:
+    ``ws_token``, a WebSocket token); the executor makes it under the fleet's limits."""
     ready_on_connect: ClassVar[bool] = True
     """The subscription holds as soon as the connection is open (it is in the URL); False:
     wait for the :class:`StreamReady` that ``parse_frame`` reports."""
@@ -107,35 +126,19 @@ class PrivateStream:
         self.url = url or stream_url_for(rest, type(self).url)  # type: ignore[misc]
 
     # --- what a venue implements ------------------------------------------------------
-    def open_request(self, creds: Credentials, now_ms: int) -> HttpRequest | None:
-        """The REST request that opens a stream session, or None when the venue has none."""
-        return None
+    def connection(self, token: Any, creds: Credentials, now_ms: int) -> WsOpen:
+        """The URL and headers of the connection (``token``: the result of ``open_op``)."""
+        return WsOpen(self.url, {})
 
-    def parse_open(self, status: int, headers: dict[str, str], body: bytes) -> str | VenueError:
-        """The session token (listenKey) from the answer to ``open_request``."""
-        raise NotImplementedError
-
-    def keepalive_request(self, token: str, creds: Credentials, now_ms: int) -> HttpRequest | None:
-        """The REST request that keeps the session ``token`` alive, or None."""
-        return None
-
-    def connection(self, token: str | None, creds: Credentials, now_ms: int) -> WsOpen:
-        """The URL and headers of the connection (``token`` from ``parse_open``)."""
-        raise NotImplementedError
-
-    def subscribe_messages(self) -> list[str | bytes]:
-        """Messages to send right after connecting."""
+    def subscribe_messages(self, creds: Credentials, token: Any, now_ms: int, nonce: int | None = None) -> list[str | bytes]:
+        """Messages to send right after connecting (signed where the venue authenticates
+        in a message: Binance's subscribe, OKX's login, Bitfinex's auth; ``nonce`` from the
+        key's shared sequence where the REST adapter has ``shared_nonce``)."""
         return []
 
     def parse_frame(self, data: str | bytes, ts_recv: int) -> list[PrivateEvent]:
         """Events in one received frame; raises msgspec/ValueError on a frame it cannot read."""
         raise NotImplementedError
-
-    # --- shared machinery -------------------------------------------------------------
-    def rest_result(self, op: str, status: int, headers: dict[str, str], body: bytes) -> Any:
-        """The decoded JSON of a 2xx answer to one of the stream's REST calls, else the
-        VenueError the venue's REST adapter maps it to."""
-        return self.rest.reply_payload(op, status, headers, body)
 
 
 def stream_url_for(rest: RestAdapter, default: str) -> str:
@@ -150,8 +153,8 @@ def stream_url_for(rest: RestAdapter, default: str) -> str:
 
 
 PRIVATE_STREAMS: dict[str, str] = {
-    "binance": "services.venues.binance.userstream",
-    "upbit": "services.venues.upbit.private",
+    venue: f"services.venues.{venue}.private"
+    for venue in ("binance", "coinbase", "kraken", "bitfinex", "okx", "upbit", "bithumb", "korbit", "coinone")
 }
 """Venues with a private order stream, and the module whose ``ADAPTER`` speaks it."""
 
@@ -162,7 +165,13 @@ def private_stream(venue: str, rest: RestAdapter, url: str | None = None) -> Pri
     module = PRIVATE_STREAMS.get(venue)
     if module is None:
         return None
-    return importlib.import_module(module).ADAPTER(rest, url)
+    try:
+        adapter = importlib.import_module(module).ADAPTER
+    except ModuleNotFoundError as e:
+        if e.name != module:
+            raise
+        return None
+    return adapter(rest, url)
 
 
 def decode_json(data: str | bytes) -> Any:
@@ -176,6 +185,6 @@ def positive(value: Decimal | None) -> Decimal | None:
 
 
 __all__ = [
-    "OrderState", "OrderUpdate", "PRIVATE_STREAMS", "PrivateEvent", "PrivateStream", "StreamReady", "WsOpen",
+    "OrderState", "OrderUpdate", "PRIVATE_STREAMS", "PrivateEvent", "PrivateStream", "Send", "StreamReady", "WsOpen",
     "decode_json", "positive", "private_stream", "stream_url_for",
 ]
