@@ -10,7 +10,8 @@ Binance and Upbit read their markets and books from their recordings.
 Control routes (on every venue's port):
 - ``GET /__sim/ledger``: accepted and refused orders, rate-limit usage per scope;
 - ``GET /__sim/config``: the fault rules in force;
-- ``POST /__sim/config``: ``{"faults": [...]}`` replaces the fault rules at run time.
+- ``POST /__sim/config``: ``{"faults": [...]}`` replaces the fault rules at run time;
+- ``GET /__sim/pushes``: when the venue's private stream pushed each fill (its latest 10 000).
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class Simulator:
         app.router.add_get("/__sim/ledger", self._ledger)
         app.router.add_get("/__sim/config", self._get_config)
         app.router.add_post("/__sim/config", self._set_config)
+        app.router.add_get("/__sim/pushes", self._pushes_of(venue))
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, handle_signals=False)
         await runner.setup()
         self._runners.append(runner)
@@ -143,6 +145,12 @@ class Simulator:
 
     async def _ledger(self, request: web.Request) -> web.Response:
         return json_response(self.ledger_snapshot())
+
+    @staticmethod
+    def _pushes_of(venue: Dialect) -> Any:
+        async def pushes(request: web.Request) -> web.Response:
+            return json_response({"pushes": list(getattr(venue, "push_log", ()))})
+        return pushes
 
     async def _get_config(self, request: web.Request) -> web.Response:
         return json_response({"faults": self.faults.describe()})

@@ -35,14 +35,12 @@ from schemas.queries import OrderBookQuery
 from schemas.vault import Credentials
 from services.executor import order_streams
 from services.executor.credentials import simulator_credentials
-from services.executor.order_changes import is_news
 from services.executor.service import ExecutorReplica
 from services.executor.settings import ExecutorSettings
-from services.executor.state import OrderRecord
 from services.simulator import Simulator
 from services.simulator.config import sim_config
 from services.venues import rest_adapter
-from services.venues.binance.userstream import BinanceUserStream
+from services.venues.binance.private import BinanceUserStream
 from services.venues.errors import VenueError
 from services.venues.http import HttpTransport
 from services.venues.privatews import OrderUpdate, StreamReady, private_stream
@@ -79,7 +77,7 @@ def upbit() -> UpbitPrivateStream:
 
 
 def test_binance_documented_execution_report_new() -> None:
-    (update,) = binance().parse_frame(json.dumps(BINANCE_EXECUTION_REPORT), 0)
+    (update,) = binance().parse_frame(json.dumps({"subscriptionId": 0, "event": BINANCE_EXECUTION_REPORT}), 0)
     assert update == OrderUpdate(
         venue="binance", client_order_id="mUvoqJxFIILMdfAW5iGSOW", venue_order_id="4293153", state="open",
         filled_quantity=Decimal("0E-8"), ts_event=1499405658657 * 1_000_000, symbol="ETH-BTC", side="buy",
@@ -97,28 +95,9 @@ def test_binance_execution_report_of_a_fill_and_of_a_cancel() -> None:
     assert (u.fee, u.fee_asset, u.trade_id, u.average_price) == (
         Decimal("0.0004"), "ETH", "123456", Decimal("0.04105764") / Decimal("0.4"))
     cancel = fill | {"x": "CANCELED", "X": "CANCELED", "c": "cancelRequest1", "C": "mUvoqJxFIILMdfAW5iGSOW", "t": -1}
-    (c,) = binance().parse_frame(json.dumps(cancel), 0)
+    (c,) = binance().parse_frame(json.dumps({"subscriptionId": 0, "event": cancel}), 0)
     assert (c.client_order_id, c.state, c.filled_quantity, c.last_fill_quantity, c.trade_id) == (
         "mUvoqJxFIILMdfAW5iGSOW", "canceled", Decimal("0.4"), None, None)
-
-
-def test_binance_stream_session_requests_and_end_of_stream() -> None:
-    stream = binance()
-    opening = stream.open_request(CREDS, 0)
-    assert (opening.method, opening.url, opening.headers) == (
-        "POST", "https://api.binance.com/api/v3/userDataStream", {"X-MBX-APIKEY": "doc-api-key"})
-    keepalive = stream.keepalive_request("pqia91ma19a5s61cv6a81va65sdf19v8a65a1", CREDS, 0)
-    assert keepalive.method == "PUT" and keepalive.url.endswith("/api/v3/userDataStream?listenKey=pqia91ma19a5s61cv6a81va65sdf19v8a65a1")
-    assert stream.session_keepalive_s == 1800  # "send a ping about every 30 minutes"
-    key = "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1"  # the docs' example
-    assert stream.parse_open(200, {}, json.dumps({"listenKey": key}).encode()) == key
-    refused = stream.parse_open(400, {}, b'{"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}')
-    assert isinstance(refused, VenueError) and refused.code == "auth_error"
-    target = stream.connection(key, CREDS, 0)
-    assert target.url == f"wss://stream.binance.com:9443/ws/{key}" and key not in repr(target)
-    (notice,) = stream.parse_frame(b'{"e": "listenKeyExpired", "E": 1576653824250, "listenKey": "x"}', 0)
-    assert notice == VenueNotice("reconnect", "binance user data stream ended: listenKeyExpired")
-    assert stream.parse_frame(b'{"e": "outboundAccountPosition", "E": 1, "u": 1, "B": []}', 0) == []
 
 
 # A myOrder frame with every field of the docs' table, values of the documented types.
@@ -165,7 +144,7 @@ def test_upbit_connection_subscription_and_control_frames() -> None:
     scheme, token = target.headers["Authorization"].split(" ")
     claims = jwt.decode(token, CREDS.secret, algorithms=["HS256"])
     assert scheme == "Bearer" and claims["access_key"] == "doc-api-key" and "query_hash" not in claims
-    subscribe, ping = stream.subscribe_messages()
+    subscribe, ping = stream.subscribe_messages(CREDS, None, 0)
     ticket, kind, fmt = json.loads(subscribe)
     assert set(ticket) == {"ticket"} and kind == {"type": "myOrder"} and fmt == {"format": "DEFAULT"} and ping == "PING"
     assert stream.parse_frame(b'{"status": "UP"}', 0) == [StreamReady()]
@@ -174,23 +153,11 @@ def test_upbit_connection_subscription_and_control_frames() -> None:
 
 
 def test_stream_endpoint_follows_a_rest_override() -> None:
-    assert private_stream("binance", rest_adapter("binance", "http://127.0.0.1:9000")).url == "ws://127.0.0.1:9000/ws"  # type: ignore[union-attr]
+    assert private_stream("binance", rest_adapter("binance", "http://127.0.0.1:9000")).url == \
+        "ws://127.0.0.1:9000/ws-api/v3"  # type: ignore[union-attr]
     assert private_stream("upbit", rest_adapter("upbit", "http://127.0.0.1:9001")).url == \
         "ws://127.0.0.1:9001/websocket/v1/private"  # type: ignore[union-attr]
-    assert private_stream("kraken", rest_adapter("kraken")) is None  # polled
-
-
-def test_only_news_moves_an_order_forward() -> None:
-    accepted = OrderRecord(command_id="c", phase="done", symbol="NKN-USDT", status="accepted", tracking=True)
-    partial = OrderRecord(command_id="c", phase="done", symbol="NKN-USDT", status="partially_filled",
-                          filled_quantity=Decimal(20), tracking=True)
-    filled = OrderRecord(command_id="c", phase="done", symbol="NKN-USDT", status="filled", filled_quantity=Decimal(50))
-    assert not is_news(accepted, "accepted", Decimal(0))
-    assert is_news(accepted, "partially_filled", Decimal(20))
-    assert not is_news(partial, "partially_filled", Decimal(20))  # the same fill seen twice
-    assert not is_news(partial, "partially_filled", Decimal(10))  # a late frame
-    assert is_news(partial, "canceled", Decimal(20)) and is_news(partial, "filled", Decimal(50))
-    assert not is_news(filled, "partially_filled", Decimal(20)) and not is_news(filled, "filled", Decimal(50))
+    assert private_stream("nowhere", rest_adapter("kraken")) is None  # no such venue: polled
 
 
 # --- integration: the executor against the simulator ---------------------------------------------
@@ -353,7 +320,6 @@ async def test_a_cancel_made_at_the_venue_arrives_over_the_stream(nats_url: str,
 
 async def test_while_the_stream_is_down_polls_follow_and_a_reconnect_reconciles(
         nats_url: str, bus: Any, event_log: EventLog, sim: Simulator) -> None:
-    no_new_stream = {"kind": "error_5xx", "venue": "binance", "route": "POST /api/v3/userDataStream"}
     no_status = {"kind": "error_5xx", "venue": "binance", "route": "GET /api/v3/order"}
     async with HttpTransport() as http, replica(nats_url, sim) as executor:
         streams = executor.tracker.streams
@@ -364,29 +330,33 @@ async def test_while_the_stream_is_down_polls_follow_and_a_reconnect_reconciles(
         await followed(executor, "binance", "rest-3")
         connects = streams.sessions[("binance", "demo")].connects
 
-        # 1. the stream drops and cannot come back: polling reports the fill
-        count_status_polls(sim, no_new_stream)
-        sim.binance.hub.close_all()
+        # 1. the stream drops and cannot come back: polling finds the fill (status, then
+        #    the trade history, which names it)
+        count_status_polls(sim)
+        sim.binance.private_refused = True
+        sim.binance.drop_private()
         await streams.until(lambda: not streams.covers("binance", "demo", "rest-3"), 10)
         await market.take("NKN-USDT", "200", 4)
         await event_log.wait(lambda ev: ("partially_filled", 200) in statuses(ev, "rest-3"))
-        assert await published_by(executor, Counter(poll=1)) == Counter(poll=1) and status_polls(sim) > 0
+        assert await published_by(executor, Counter(trades=1)) == Counter(trades=1) and status_polls(sim) > 0
 
         # 2. a fill nobody sees (no stream, status queries failing) ...
-        sim.set_faults([no_new_stream, no_status])
+        sim.set_faults([no_status])
         await market.take("NKN-USDT", "500", 5)
         # ... is found by the poll that reconciles the stream once it is back
         sim.set_faults([])
+        sim.binance.private_refused = False
         await followed(executor, "binance", "rest-3")
         events = await event_log.wait(lambda ev: ("partially_filled", 700) in statuses(ev, "rest-3"))
-        assert await published_by(executor, Counter(poll=2)) == Counter(poll=2)
+        assert await published_by(executor, Counter(trades=2)) == Counter(trades=2)
         assert streams.sessions[("binance", "demo")].connects > connects
 
         # 3. and the stream carries the rest
         count_status_polls(sim)
         await market.take("NKN-USDT", "300", 6)
         events = await event_log.wait(lambda ev: ("filled", 1000) in statuses(ev, "rest-3"))
-        assert status_polls(sim) == 0 and await published_by(executor, Counter(poll=2, stream=1)) == Counter(poll=2, stream=1)
+        assert status_polls(sim) == 0 and await published_by(executor, Counter(trades=2, stream=1)) == \
+            Counter(trades=2, stream=1)
     assert statuses(events, "rest-3") == [("accepted", 0), ("partially_filled", 200), ("partially_filled", 700),
                                           ("filled", 1000)]
     assert_no_duplicates(events)

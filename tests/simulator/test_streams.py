@@ -4,7 +4,8 @@ Binance: web-socket-streams.md (``/ws/<stream>`` raw, ``/stream?streams=`` wrapp
 {"stream", "data"}; SUBSCRIBE/LIST_SUBSCRIPTIONS; "How to manage a local order book
 correctly": drop events with u <= lastUpdateId, the first has U <= lastUpdateId+1 <= u, then
 each U = previous u + 1) on the frames of ../shared/data/recorded/BINANCE.ws.1.0;
-user-data-stream.md (listenKey, executionReport, outboundAccountPosition).
+the user data of the WebSocket API (userDataStream.subscribe.signature, executionReport;
+tested in full by test_private_binance).
 Upbit: docs.upbit.com websocket guide (request [ticket, type..., format], binary frames,
 SIMPLE/DEFAULT, SNAPSHOT then REALTIME) on UPBIT.ws.62.0; MyOrder on /websocket/v1/private.
 """
@@ -67,37 +68,17 @@ async def test_raw_streams_and_subscribe(sim: Any, session: aiohttp.ClientSessio
         assert seen["aggTrade"]["s"] == "NKNUSDT" and seen["aggTrade"]["p"] == "0.35280000"
 
 
-async def test_user_data_stream_reports_executions(sim: Any, session: aiohttp.ClientSession, binance: Any) -> None:
-    key = (await binance.signed("POST", "/api/v3/userDataStream")).json["listenKey"]
-    assert (await binance.signed("POST", "/api/v3/userDataStream")).json["listenKey"] == key  # same while valid
-    async with session.ws_connect(sim.binance_ws_url + f"/ws/{key}") as ws:
-        await binance.order(symbol="NKNUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="100",
-                            price="0.3500", newClientOrderId="u-1")
-        new = await receive_json(ws)
-        assert (new["e"], new["x"], new["X"], new["c"], new["p"], new["q"]) == \
-            ("executionReport", "NEW", "NEW", "u-1", "0.35000000", "100.00000000")
-        position = await receive_json(ws)
-        assert position["e"] == "outboundAccountPosition"
-        assert {b["a"]: (b["f"], b["l"]) for b in position["B"]}["USDT"] == ("9965.00000000", "35.00000000")
-        await binance.signed("DELETE", "/api/v3/order", {"symbol": "NKNUSDT", "origClientOrderId": "u-1",
-                                                         "newClientOrderId": "cancel-u-1"})
-        canceled = await receive_json(ws)
-        assert (canceled["x"], canceled["X"], canceled["c"], canceled["C"]) == ("CANCELED", "CANCELED", "cancel-u-1", "u-1")
-        await receive_json(ws)  # balances back
-        await binance.order(symbol="NKNUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="100",
-                            price="0.3525", newClientOrderId="u-2")
-        events = [await receive_json(ws) for _ in range(3)]
-        trade = next(e for e in events if e.get("x") == "TRADE")
-        assert (trade["X"], trade["l"], trade["L"], trade["n"], trade["N"], trade["m"]) == \
-            ("FILLED", "100.00000000", "0.35250000", "0.10000000", "NKN", False)
-    combined_key = (await binance.signed("POST", "/api/v3/userDataStream")).json["listenKey"]
-    async with session.ws_connect(sim.binance_ws_url + f"/stream?streams={combined_key}") as ws:
-        await binance.order(symbol="NKNUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="100", price="0.3500")
-        wrapped = await receive_json(ws)
-        assert wrapped["stream"] == combined_key and wrapped["data"]["e"] == "executionReport"
-    assert (await binance.signed("DELETE", "/api/v3/userDataStream", {"listenKey": key})).status == 200
-    gone = await binance.signed("PUT", "/api/v3/userDataStream", {"listenKey": key})
-    assert (gone.status, gone.json["code"]) == (400, -1125)
+async def user_data(session: aiohttp.ClientSession, sim: Any, binance: Any) -> aiohttp.ClientWebSocketResponse:
+    """A WebSocket API connection subscribed to the account's user data (signed on the
+    simulator's clock); the subscribe's answer is read."""
+    ws = await session.ws_connect(sim.binance_ws_url + "/ws-api/v3")
+    params: dict[str, Any] = {"apiKey": binance.api_key, "timestamp": binance.clock.ms()}
+    params["signature"] = binance.sign(binance.secret, f"apiKey={params['apiKey']}&timestamp={params['timestamp']}")
+    await ws.send_json({"id": "u", "method": "userDataStream.subscribe.signature", "params": params})
+    while "status" not in (answer := await receive_json(ws)):
+        pass
+    assert answer["status"] == 200, answer
+    return ws
 
 
 @REPLAY
@@ -160,14 +141,13 @@ async def test_upbit_private_stream_needs_a_token(sim: Any, session: aiohttp.Cli
 async def test_the_replayed_market_fills_a_resting_order(sim: Any, session: aiohttp.ClientSession, binance: Any) -> None:
     """A sell resting inside the recorded spread (0.3521 / 0.3525) is reached once the replay of
     NKNUSDT starts (its bids rise to 0.3527), and fills as a maker at its own price."""
-    key = (await binance.signed("POST", "/api/v3/userDataStream")).json["listenKey"]
-    async with session.ws_connect(sim.binance_ws_url + f"/ws/{key}") as ws:
+    async with await user_data(session, sim, binance) as ws:
         placed = await binance.order(symbol="NKNUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="100",
                                      price="0.3523", newClientOrderId="resting-1")
         assert placed.json["status"] == "NEW"
         sim.binance.start_replay(100)  # the market starts moving only now: the order surely rested first
         while True:
-            event = await receive_json(ws, timeout=10)
+            event = (await receive_json(ws, timeout=10)).get("event", {})
             if event.get("x") == "TRADE":
                 break
     assert (event["c"], event["m"], event["L"]) == ("resting-1", True, "0.35230000")

@@ -1,14 +1,21 @@
 """Binance spot API v3 as the simulator speaks it, on the simulator core.
 
 REST under ``/api/v3`` (paths, parameters, JSON shapes, error codes and weights from
-binance/binance-spot-api-docs rest-api.md and errors.md); market streams, user data
-streams and replay are in :mod:`services.simulator.dialects.binance_streams`.
+binance/binance-spot-api-docs rest-api.md and errors.md); market streams and replay are in
+:mod:`services.simulator.dialects.binance_streams`, the user data stream on the WebSocket
+API in :mod:`services.simulator.dialects.binance_private`.
 
 Signed requests are verified from the docs' definition, not with exbus's own signing
 code: HMAC-SHA256 (secretKey) over ``totalParams`` = query string concatenated with the
 request body, lowercase hex in ``signature``; ``X-MBX-APIKEY``; ``timestamp`` with
 ``recvWindow`` (default 5000, max 60000): accepted if
 ``timestamp < serverTime + 1000 and serverTime - timestamp <= recvWindow``.
+
+The listenKey endpoints (``POST/PUT/DELETE /api/v3/userDataStream``) were retired on
+2026-02-20 (CHANGELOG.md 2026-01-21); since then Binance answers them ``410 Gone`` with its
+front end's HTML page (no JSON error: reported by client libraries, e.g.
+oliver-zehentleitner/unicorn-binance-websocket-api#399, a 136-byte body), and so does the
+simulator.
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 import msgspec
+from aiohttp import web
 
 from services.simulator.clock import Clock
 from services.simulator.config import DEFAULT_RECORDED_DIR, Account, BanPolicy, BinanceSettings, VenueSettings
 from services.simulator.core import MarketSpec, Refusal
 from services.simulator.dialect import Dialect, Limit, Req, Route
+from services.simulator.dialects.binance_private import BinancePrivate
 from services.simulator.dialects.binance_streams import STATUS, BinanceStreams, TickerStats, fmt
 from services.simulator.ledger import Ledger
 from services.simulator.matching import QUANTUM, ZERO, Order
@@ -37,6 +46,11 @@ from services.simulator.venue import parse_decimal
 
 DECIMAL_RANGE = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
 CLIENT_ORDER_ID = re.compile(r"^[a-zA-Z0-9-_]{1,36}$")
+RETIRED_PATHS = {"/api/v3/userDataStream": ("POST", "PUT", "DELETE")}
+"""Endpoints Binance retired (CHANGELOG.md 2026-01-21: the listenKey, since 2026-02-20)."""
+GONE_PAGE = ("<html>\r\n<head><title>410 Gone</title></head>\r\n<body>\r\n<center><h1>410 Gone</h1></center>\r\n"
+             "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+"""The 410 page of Binance's front end (nginx's default page, 136 bytes as reported)."""
 
 
 class BinanceError(Refusal):
@@ -104,6 +118,13 @@ def _route(method: str, path: str, handler: str, weight: Any, *, keyed: bool = F
     return Route(method, path, handler, signed=keyed, limits=KEYED if keyed else PUBLIC, kind=kind, weight=weight)
 
 
+def hmac_matches(secret: str, payload: str, signature: str) -> bool:
+    """Whether ``signature`` is the hex HMAC-SHA256 of ``payload`` with ``secret`` (HMAC
+    signatures are not case-sensitive: web-socket-api.md, Signature Case Sensitivity)."""
+    expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature.lower())
+
+
 def verify_signature(secret: str, query: str, body: str) -> bool:
     """Whether ``signature`` (in the query or the body) is HMAC-SHA256(secret, query + body)."""
     def without_signature(raw: str) -> tuple[str, str | None]:
@@ -117,10 +138,32 @@ def verify_signature(secret: str, query: str, body: str) -> bool:
 
     (q, sig_q), (b, sig_b) = without_signature(query), without_signature(body)
     signature = sig_q or sig_b
-    if not signature:
-        return False
-    expected = hmac.new(secret.encode(), (q + b).encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature.lower())
+    return bool(signature) and hmac_matches(secret, q + b, signature)  # type: ignore[arg-type]
+
+
+def check_signed(params: dict[str, str], signature_ok: Callable[[], bool], now: int) -> None:
+    """The checks of a SIGNED request after its key (rest-api.md / web-socket-api.md "Timing
+    security"): ``signature`` and ``timestamp`` present, ``recvWindow`` at most 60000, the
+    signature, then ``timestamp < serverTime + 1000 and serverTime - timestamp <= recvWindow``
+    (timestamps in ms or µs). ``now``: the server's time, ns."""
+    if not params.get("signature"):
+        raise mandatory("signature")
+    if not params.get("timestamp", "").isdigit():
+        raise mandatory("timestamp")
+    window = parse_decimal(params.get("recvWindow", "5000"))
+    if window is None:
+        raise illegal("recvWindow")
+    if window > 60000:
+        raise BinanceError(400, -1131, "recvWindow must be less than 60000.")
+    if not signature_ok():
+        raise BinanceError(400, -1022, "Signature for this request is not valid.")
+    timestamp = int(params["timestamp"])
+    ts_ms = Decimal(timestamp) / 1000 if len(params["timestamp"]) >= 16 else Decimal(timestamp)  # µs or ms
+    server_ms = Decimal(now) / 1_000_000
+    if ts_ms >= server_ms + 1000:
+        raise BinanceError(400, -1021, "Timestamp for this request was 1000ms ahead of the server's time.")
+    if server_ms - ts_ms > window:
+        raise BinanceError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
 
 
 def _client_order_id() -> str:
@@ -137,7 +180,7 @@ def _step(filters: dict[str, dict[str, Any]]) -> Decimal:
     return QUANTUM
 
 
-class BinanceDialect(BinanceStreams, Dialect):
+class BinanceDialect(BinancePrivate, BinanceStreams, Dialect):
     """The simulated Binance: markets and filters from the recorded exchangeInfo, books from
     the recorded depth snapshots."""
 
@@ -157,9 +200,6 @@ class BinanceDialect(BinanceStreams, Dialect):
         _route("GET", "/api/v3/openOrders", "open_orders", _if("symbol", 6, 80), keyed=True),
         _route("GET", "/api/v3/account", "account", 20, keyed=True),
         _route("GET", "/api/v3/myTrades", "my_trades", _if("orderId", 5, 20), keyed=True),
-        _route("POST", "/api/v3/userDataStream", "start_user_stream", 2, keyed=True),
-        _route("PUT", "/api/v3/userDataStream", "keepalive_user_stream", 2, keyed=True),
-        _route("DELETE", "/api/v3/userDataStream", "close_user_stream", 2, keyed=True),
     ]
     LIMITS = {
         "REQUEST_WEIGHT_1M": Limit(6000, 60, "ip", counts="weight"),
@@ -195,6 +235,20 @@ class BinanceDialect(BinanceStreams, Dialect):
             self.core.exchange.apply_depth(symbol, _levels(snap["bids"]), _levels(snap["asks"]),
                                            snapshot=True, update_id=snap["lastUpdateId"])
         self.init_streams()
+        self.init_user_data()
+
+    def add_routes(self, app: web.Application) -> None:
+        super().add_routes(app)
+        for path, methods in RETIRED_PATHS.items():
+            for method in methods:
+                app.router.add_route(method, path, self._gone)
+
+    def add_ws_routes(self, app: web.Application) -> None:
+        self.add_market_routes(app)
+        self.add_private_route(app)
+
+    async def _gone(self, request: web.Request) -> web.Response:
+        return web.Response(status=410, text=GONE_PAGE, content_type="text/html")
 
     def initial_books(self) -> dict[str, Any]:
         return {}  # the recorded depth snapshots, with their update ids (above)
@@ -209,30 +263,8 @@ class BinanceDialect(BinanceStreams, Dialect):
         if account is None:
             raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
         req.account = account  # from here the request counts for the key, even if its signature fails
-        if req.path != "/api/v3/userDataStream":  # USER_STREAM security: the key alone
-            self._verify(account, req)
+        check_signed(params_of(req), lambda: verify_signature(account.secret, req.raw_query, req.text), req.now)
         return account
-
-    def _verify(self, account: Account, req: Req) -> None:
-        params = params_of(req)
-        if not params.get("signature"):
-            raise mandatory("signature")
-        if not params.get("timestamp", "").isdigit():
-            raise mandatory("timestamp")
-        window = parse_decimal(params.get("recvWindow", "5000"))
-        if window is None:
-            raise illegal("recvWindow")
-        if window > 60000:
-            raise BinanceError(400, -1131, "recvWindow must be less than 60000.")
-        if not verify_signature(account.secret, req.raw_query, req.text):
-            raise BinanceError(400, -1022, "Signature for this request is not valid.")
-        timestamp = int(params["timestamp"])
-        ts_ms = Decimal(timestamp) / 1000 if len(params["timestamp"]) >= 16 else Decimal(timestamp)  # µs or ms
-        server_ms = Decimal(req.now) / 1_000_000
-        if ts_ms >= server_ms + 1000:
-            raise BinanceError(400, -1021, "Timestamp for this request was 1000ms ahead of the server's time.")
-        if server_ms - ts_ms > window:
-            raise BinanceError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
 
     def _error(self, r: Refusal, now: int) -> tuple[int, int, str, dict[str, str]]:
         """(status, code, msg, headers) of a refusal."""
@@ -585,33 +617,6 @@ class BinanceDialect(BinanceStreams, Dialect):
                         "commission": fmt(fill.fee), "commissionAsset": fill.fee_asset, "time": ts,
                         "isBuyer": order.side == "buy", "isMaker": fill.is_maker, "isBestMatch": True})
         return out[:limit]
-
-
-    # -- user data stream (listenKey) -------------------------------------------------------
-
-    async def start_user_stream(self, req: Req) -> Any:
-        for key, name in self.listen_keys.items():
-            if name == req.account.name:  # type: ignore[union-attr]
-                return {"listenKey": key}
-        key = secrets.token_hex(32)
-        self.listen_keys[key] = req.account.name  # type: ignore[union-attr]
-        return {"listenKey": key}
-
-    def _listen_key(self, req: Req) -> str:
-        key = params_of(req).get("listenKey")
-        if not key:
-            raise mandatory("listenKey")
-        if self.listen_keys.get(key) != req.account.name:  # type: ignore[union-attr]
-            raise BinanceError(400, -1125, "This listenKey does not exist.")
-        return key
-
-    async def keepalive_user_stream(self, req: Req) -> Any:
-        self._listen_key(req)
-        return {}
-
-    async def close_user_stream(self, req: Req) -> Any:
-        del self.listen_keys[self._listen_key(req)]
-        return {}
 
 
 def _levels(levels: list[list[str]]) -> list[tuple[Decimal, Decimal]]:

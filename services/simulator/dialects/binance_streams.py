@@ -1,7 +1,7 @@
-"""Binance's WebSocket side, as the simulator speaks it: market streams on ``/ws`` and
-``/stream?streams=`` replayed from BINANCE.ws.1.0 (ids continue across passes, times are
-now), user data streams by listenKey (executionReport, outboundAccountPosition), and the
-rolling statistics behind /api/v3/ticker/24hr (web-socket-streams.md, user-data-stream.md).
+"""Binance's market streams, as the simulator speaks them: ``/ws`` and ``/stream?streams=``
+replayed from BINANCE.ws.1.0 (ids continue across passes, times are now), and the rolling
+statistics behind /api/v3/ticker/24hr (web-socket-streams.md). The user data stream is on
+the WebSocket API (:mod:`services.simulator.dialects.binance_private`); listenKeys are gone.
 
 A mixin of :class:`services.simulator.dialects.binance.BinanceDialect`; it reads the
 dialect's core, hub, clock and recording.
@@ -25,7 +25,6 @@ from services.simulator.venue import encode
 
 STATUS = {"new": "NEW", "partially_filled": "PARTIALLY_FILLED", "filled": "FILLED",
           "canceled": "CANCELED", "expired": "EXPIRED"}
-EXECUTION = {"new": "NEW", "trade": "TRADE", "canceled": "CANCELED", "expired": "EXPIRED"}
 
 
 def fmt(d: Decimal) -> str:
@@ -63,60 +62,29 @@ class TickerStats:
 
 
 class BinanceStreams:
-    """WebSocket routes, user data events and market replay of the simulated Binance."""
+    """Market stream routes and replay of the simulated Binance."""
 
     def init_streams(self) -> None:
-        self.listen_keys: dict[str, str] = {}
         self.stats: dict[str, TickerStats] = {}
         self._spans = _replay_spans(self.recording.frames)
         self._seed_stats(self.recording.frames)
         self.core.listeners.append(self._on_update)
-        self.core.balance_listeners.append(self._on_balance)
 
-    def add_ws_routes(self, app: web.Application) -> None:
+    def add_market_routes(self, app: web.Application) -> None:
         app.router.add_get("/ws", self._ws)
         app.router.add_get("/ws/{streams:.*}", self._ws)
         app.router.add_get("/stream", self._ws)
 
     def _on_update(self, order: Order, fill: Fill | None, kind: str) -> None:
-        """Engine event: the taker side's trade for the 24 h statistics, executionReport."""
-        now = self.clock()
+        """Engine event: the taker side's trade, for the 24 h statistics."""
         if fill is not None and not fill.is_maker:
             self.stats.setdefault(order.symbol, TickerStats()).trade(fill.price, fill.quantity, fill.trade_id,
                                                                     fill.ts // 1_000_000)
-        topic = f"user:{order.account}"
-        if not self.hub.has(topic):
-            return
-        cancel_id = order.venue_fields.get("cancelClientOrderId") if kind == "canceled" else None
-        self.hub.publish(topic, {
-            "e": "executionReport", "E": now // 1_000_000, "s": order.symbol,
-            "c": cancel_id or order.client_order_id, "S": order.side.upper(), "o": order.venue_fields["type"],
-            "f": order.venue_fields["timeInForce"], "q": fmt(order.quantity or ZERO), "p": fmt(order.price or ZERO),
-            "P": fmt(ZERO), "F": fmt(ZERO), "g": -1, "C": order.client_order_id if cancel_id else "",
-            "x": EXECUTION[kind], "X": STATUS[order.status], "r": "NONE", "i": order.order_id,
-            "l": fmt(fill.quantity if fill else ZERO), "z": fmt(order.filled), "L": fmt(fill.price if fill else ZERO),
-            "n": fmt(fill.fee if fill else ZERO), "N": fill.fee_asset if fill else None,
-            "T": (fill.ts if fill else order.ts_updated) // 1_000_000, "t": fill.trade_id if fill else -1,
-            "v": 0, "I": 0, "w": order.is_open and order.order_type == "limit" and order.time_in_force == "gtc",
-            "m": bool(fill and fill.is_maker), "M": False, "O": order.ts_created // 1_000_000,
-            "Z": fmt(order.filled_quote), "Y": fmt(fill.quote_quantity if fill else ZERO),
-            "Q": fmt(order.quote_quantity or ZERO), "W": order.ts_created // 1_000_000, "V": "NONE",
-        })
-
-    def _on_balance(self, account: str, assets: list[str]) -> None:
-        topic = f"user:{account}"
-        if not self.hub.has(topic):
-            return
-        wallet = self.core.exchange.wallets[account]
-        ms = self.now_ms()
-        self.hub.publish(topic, {"e": "outboundAccountPosition", "E": ms, "u": ms, "B": [
-            {"a": a, "f": fmt(wallet.available(a)), "l": fmt(wallet.locked.get(a, ZERO))} for a in assets]})
 
     # -- WebSocket streams ----------------------------------------------------------------
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
-        """``/ws/<stream>[/<stream>...]`` (raw payloads), ``/stream?streams=a/b`` (wrapped);
-        a listenKey as a stream name subscribes to that account's user data."""
+        """``/ws/<stream>[/<stream>...]`` (raw payloads), ``/stream?streams=a/b`` (wrapped)."""
         combined = request.path == "/stream"
         names = (request.query.get("streams", "") if combined else request.match_info.get("streams", "")).split("/")
         ws = web.WebSocketResponse(autoping=True, heartbeat=None)
@@ -139,7 +107,7 @@ class BinanceStreams:
         return ws
 
     def _subscribe(self, client: StreamClient, name: str, alias: dict[str, str]) -> None:
-        topic = f"user:{self.listen_keys[name]}" if name in self.listen_keys else name.lower()
+        topic = name.lower()
         alias[topic] = name  # stream names match case-insensitively; frames carry the client's spelling
         client.topics.add(topic)
 
@@ -158,7 +126,7 @@ class BinanceStreams:
             client.send(encode({"result": None, "id": req_id}).decode())
         elif method == "UNSUBSCRIBE":
             for name in params:
-                topic = f"user:{self.listen_keys[name]}" if name in self.listen_keys else name.lower()
+                topic = name.lower()
                 client.topics.discard(topic)
                 alias.pop(topic, None)
             client.send(encode({"result": None, "id": req_id}).decode())

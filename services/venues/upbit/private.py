@@ -17,6 +17,7 @@ A fill arrives as ``trade``; the order's end follows as ``done`` or ``cancel``.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from decimal import Decimal
 
 import msgspec
@@ -66,12 +67,12 @@ class UpbitPrivateStream(PrivateStream):
     url = "wss://api.upbit.com" + PRIVATE_PATH
     ready_on_connect = False
 
-    def connection(self, token: str | None, creds: Credentials, now_ms: int) -> WsOpen:
+    def connection(self, token: Any, creds: Credentials, now_ms: int) -> WsOpen:
         """The REST adapter's JWT (no parameters, so no query hash) as the bearer token."""
         signed = self.rest.sign("GET", PRIVATE_PATH, [], creds, now_ms, str(uuid.uuid4()))
         return WsOpen(self.url, {"Authorization": signed.headers["Authorization"]})
 
-    def subscribe_messages(self) -> list[str | bytes]:
+    def subscribe_messages(self, creds: Credentials, token: Any, now_ms: int, nonce: int | None = None) -> list[str | bytes]:
         request = [{"ticket": str(uuid.uuid4())}, {"type": "myOrder"}, {"format": "DEFAULT"}]
         return [msgspec.json.encode(request).decode(), PING]
 
