@@ -19,6 +19,7 @@ Where the simulator differs from OKX:
   else the best bid); a books row counts its orders as "1" (recorded levels are anonymous);
 - the paper accounts are in Spot mode: a tdMode other than ``cash`` gets 51010.
 OKX sends no Retry-After with its 429 (its windows are 2 s); neither does the simulator.
+The private WebSocket (login, ``orders`` channel) is services.simulator.dialects.okx_private.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from aiohttp import web
+
 from services.simulator.config import Account
 from services.simulator.core import MarketSpec, Refusal
 from services.simulator.dialect import Dialect, Limit, Reply, Req, Route
+from services.simulator.dialects.okx_private import OkxPrivate
 from services.simulator.matching import Fill, Order
 
 _BALANCES = {a: Decimal(n) for a, n in {"USDT": "10000000", "USDC": "10000000", "BTC": "100", "ETH": "1000"}.items()}
@@ -105,8 +109,9 @@ def _number(body: dict[str, Any], name: str) -> Decimal:
     return value
 
 
-class OkxDialect(Dialect):
+class OkxDialect(OkxPrivate, Dialect):
     name = "okx"
+    WEBSOCKET = True
     ROUTES = [
         Route("GET", "/api/v5/public/time", "time", limits=("time",)),
         Route("GET", "/api/v5/market/ticker", "ticker", limits=("ticker",)),
@@ -155,6 +160,10 @@ class OkxDialect(Dialect):
         self.core.listeners.append(self._on_update)
         self.core.post_only_taking = "cancel"  # accepted, then canceled by the system (cancelSource 31)
         self.core.describe = lambda r: self._code(r)[1:]  # the ledger records OKX's code and message
+        self.init_private()
+
+    def add_ws_routes(self, app: web.Application) -> None:
+        self.add_private_route(app)
 
     def _on_update(self, order: Order, fill: Fill | None, kind: str) -> None:
         if fill is not None and not fill.is_maker:  # each trade once, by its taker
@@ -178,10 +187,14 @@ class OkxDialect(Dialect):
         if not hmac.compare_digest(passphrase, account.passphrase):
             raise refusal("bad_key", "50105", 'Request header "OK-ACCESS-PASSPHRASE" incorrect.')
         path = req.path + (f"?{req.raw_query}" if req.raw_query else "")
-        digest = hmac.new(account.secret.encode(), (ts + req.method + path + req.text).encode(), hashlib.sha256).digest()
-        if not hmac.compare_digest(sign, base64.b64encode(digest).decode()):
+        if not hmac.compare_digest(sign, self.signature(account.secret, ts + req.method + path + req.text)):
             raise Refusal("bad_signature", "signature mismatch")
         return account
+
+    @staticmethod
+    def signature(secret: str, prehash: str) -> str:
+        """Base64(HMAC-SHA256(secret, prehash)): REST requests and the WebSocket login alike."""
+        return base64.b64encode(hmac.new(secret.encode(), prehash.encode(), hashlib.sha256).digest()).decode()
 
     # -- replies ------------------------------------------------------------------------------
     def _code(self, r: Refusal) -> tuple[int, str, str]:
@@ -359,6 +372,7 @@ class OkxDialect(Dialect):
             return self._order_failed(r, cl_ord_id, req)
         if order.status == "canceled":  # a post_only order that would have taken liquidity
             order.venue_fields["cancelSource"] = "31"
+            self._push_private(order, None, "canceled")  # the core reports no update of it
         row = {"clOrdId": cl_ord_id, "ordId": str(order.order_id), "tag": order.venue_fields["tag"],
                "ts": str(self.now_ms()), "sCode": "0", "sMsg": "Order placed"}
         return self._envelope([row], req)
