@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test schema bench-ingest bench-sim bench-vault bench-exec bench-venues bench-failover clean
+.PHONY: demo test schema bench-ingest bench-sim bench-vault bench-exec bench-venues bench-streams bench-failover clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ bench-exec: $(VENV)/.installed-test
 # per venue: command -> accepted overhead against the simulator speaking that venue
 bench-venues: $(VENV)/.installed-test
 	$(BIN)/python bench/venue_overhead.py --out bench/results/venue_overhead.json
+
+bench-streams: $(VENV)/.installed-test
+	$(BIN)/python bench/private_stream_latency.py --out bench/results/private_streams.json
 
 bench-failover: $(VENV)/.installed-test
 	$(BIN)/python bench/cluster_failover.py

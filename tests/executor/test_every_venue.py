@@ -62,9 +62,13 @@ class Taker:
         self.venue, self.rest, self.http = venue, rest_adapter(venue, sim.url(venue)), http
         self.creds = paper_keys()[(venue, "taker")]
         self.n = 0
+        self._nonce = 0
 
     async def call(self, op: str, args: Any, creds: Credentials | None = None) -> Any:
-        request = self.rest.build_request(op, args, creds, time.time_ns() // 1_000_000)
+        nonce = None
+        if self.rest.shared_nonce and creds is not None:  # strictly increasing, even within one millisecond
+            self._nonce = nonce = max(self._nonce + 1, time.time_ns() // 1000)
+        request = self.rest.build_request(op, args, creds, time.time_ns() // 1_000_000, nonce)
         response = await self.http.send(request, idempotent=op not in ("place_order", "cancel_order"))
         result = self.rest.parse_response(op, response.status, response.headers, response.body, args)
         assert not isinstance(result, VenueError), result
