@@ -18,6 +18,9 @@ no GTD/stop/bracket/TWAP configurations (UNSUPPORTED_ORDER_CONFIGURATION); no pa
 (``cursor`` is always empty); ticker trades are the simulator's own fills; the JWT nonce is
 not checked for reuse (the docs do not say Coinbase does); a ban (clients ignoring 429s) is
 answered like a 429 since Coinbase documents none; fees are the lowest public tier.
+
+The User Order Data WebSocket (``user`` and ``heartbeats`` channels, JWT per subscribe) is
+served on ``/`` of the same port: services.simulator.dialects.coinbase_private.
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
 import jwt
+from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from services.simulator.config import Account
 from services.simulator.core import MarketSpec, Refusal
 from services.simulator.dialect import Dialect, Limit, Reply, Req, Route
+from services.simulator.dialects.coinbase_private import CoinbasePrivate
 from services.simulator.matching import Order
 
 _BALANCES = {a: Decimal(n) for a, n in {"USD": "10000000", "USDC": "10000000", "BTC": "100", "ETH": "1000"}.items()}
@@ -90,8 +95,9 @@ def _strict(handler: Callable[[Any, Req], Awaitable[Any]]) -> Callable[[Any, Req
     return run
 
 
-class CoinbaseDialect(Dialect):
+class CoinbaseDialect(CoinbasePrivate, Dialect):
     name = "coinbase"
+    WEBSOCKET = True
     LIMITS = {"private": Limit(30, 1, "account"), "public": Limit(10, 1, "ip")}
     ROUTES = [
         Route("GET", f"{API}/market/products", "products", limits=("public",)),
@@ -120,12 +126,24 @@ class CoinbaseDialect(Dialect):
     """Paper accounts of the simulator (not anyone's secrets): ``demo`` for strategies and
     the demo, ``taker`` for the other side of the market in tests."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.init_private()
+
+    def add_ws_routes(self, app: web.Application) -> None:
+        self.add_private_route(app)
+
     # -- authentication ------------------------------------------------------------------------
 
     async def authenticate(self, req: Req) -> Account:
-        """The Bearer JWT: kid names a known key, ES256 signature by that key, sub = kid,
-        nbf <= now < exp (at most 120 s apart), uri = this method, host and path."""
+        """The Bearer JWT, whose uri is this method, host and path (:meth:`verify_jwt`)."""
         token = req.request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return self.verify_jwt(token, req.now, f"{req.method} {HOST}{req.path}")
+
+    def verify_jwt(self, token: str, now_ns: int, uri: str | None) -> Account:
+        """A CDP key's JWT: kid names a known key, ES256 signature by that key, sub = kid,
+        nbf <= now < exp (at most 120 s apart); ``uri`` the request's (REST), or None for a
+        WebSocket message, whose JWT is "not built with a request method or request path"."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -136,10 +154,10 @@ class CoinbaseDialect(Dialect):
         try:
             claims = jwt.decode(token, self._public_key(account), algorithms=["ES256"],
                                 options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False,
-                                         "require": ["sub", "iss", "nbf", "exp", "uri"]})
+                                         "require": ["sub", "iss", "nbf", "exp", *(["uri"] if uri is not None else [])]})
         except jwt.PyJWTError as e:
             raise Refusal("bad_signature", f"JWT rejected: {type(e).__name__}") from None
-        now = req.now // 1_000_000_000
+        now = now_ns // 1_000_000_000
         nbf, exp = claims["nbf"], claims["exp"]
         if not (isinstance(nbf, int) and isinstance(exp, int) and nbf <= now < exp and exp - nbf <= 120):
             raise Refusal("expired", "JWT not valid now (nbf/exp)")
@@ -147,7 +165,7 @@ class CoinbaseDialect(Dialect):
         if claims["sub"] != account.api_key or claims["iss"] not in ("cdp", "coinbase-cloud") or \
                 "retail_rest_api_proxy" not in (aud if isinstance(aud, list) else [aud]):
             raise Refusal("bad_signature", "JWT sub, iss or aud do not match")
-        if claims["uri"] != f"{req.method} {HOST}{req.path}":
+        if uri is not None and claims["uri"] != uri:
             raise Refusal("bad_signature", "JWT uri does not match the request")
         return account
 

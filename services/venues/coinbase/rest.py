@@ -69,6 +69,19 @@ def order_configuration(o: PlaceOrder) -> dict[str, Any]:
     return {"sor_limit_ioc" if o.time_in_force == "ioc" else "limit_limit_fok": body}
 
 
+def cdp_jwt(creds: Credentials, time_ms: int, uri: str | None, nonce: str | int | None = None) -> str:
+    """A CDP API key JWT, ES256, valid 120 s: ``uri`` "METHOD host/path" for a REST request;
+    None for a WebSocket message ("WebSocket JWTs are not built with a request method or
+    request path"; the SDK's build_ws_jwt)."""
+    now = time_ms // 1000
+    claims: dict[str, Any] = {"sub": creds.api_key, "iss": "coinbase-cloud", "nbf": now, "exp": now + 120, "iat": now,
+                              "aud": ["retail_rest_api_proxy"]}
+    if uri is not None:
+        claims["uri"] = uri
+    return jwt.encode(claims, creds.secret, algorithm="ES256",
+                      headers={"kid": creds.api_key, "nonce": str(nonce) if nonce is not None else secrets.token_hex()})
+
+
 class CoinbaseRest(RestAdapter):
     venue = "coinbase"
     base_url = f"https://{HOST}"
@@ -101,11 +114,7 @@ class CoinbaseRest(RestAdapter):
     def sign(self, method: str, path: str, params: Params, creds: Credentials, time_ms: int,
              nonce: str | int | None = None) -> HttpRequest:
         """A fresh ES256 JWT for this request as the Bearer token (uri without query)."""
-        now = time_ms // 1000
-        claims = {"sub": creds.api_key, "iss": "coinbase-cloud", "nbf": now, "exp": now + 120, "iat": now,
-                  "aud": ["retail_rest_api_proxy"], "uri": f"{method} {HOST}{path}"}
-        token = jwt.encode(claims, creds.secret, algorithm="ES256",
-                           headers={"kid": creds.api_key, "nonce": str(nonce) if nonce is not None else secrets.token_hex()})
+        token = cdp_jwt(creds, time_ms, f"{method} {HOST}{path}", nonce)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         if method in ("GET", "DELETE"):
             query = percent_encode(params)
