@@ -17,6 +17,8 @@ Where the simulator differs: only exchange-wallet order types (no margin, stop, 
 OCO, TIF); no order groups or ``meta``; one ``exchange`` wallet per currency; minimum sizes
 are not recorded (see MARKETS); a post-only order that would match is refused instead of
 being accepted and canceled as "POSTONLY CANCELED"; order history is unbounded in time.
+The authenticated WebSocket (``auth``, account channel 0) is services.simulator.dialects.bitfinex_private;
+public WebSocket channels are not served.
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ from datetime import datetime, timezone
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+from aiohttp import web
+
 from services.simulator.config import Account
 from services.simulator.core import MarketSpec, Refusal
 from services.simulator.dialect import Dialect, Limit, Req, Route
-from services.simulator.matching import Order
+from services.simulator.dialects.bitfinex_private import BitfinexPrivate
+from services.simulator.matching import Fill, Order
 
 _BALANCES = {a: Decimal(n) for a, n in {"USD": "10000000", "TESTUSD": "10000000", "TESTBTC": "100", "BTC": "100", "ETH": "1000",
                                           "DOG": "1000", "ODE": "10000000", "IOT": "1000000", "MNA": "10000000",
@@ -62,8 +67,9 @@ def _number(text: str) -> str:
     return s if "." in s else s + ".0"
 
 
-class BitfinexDialect(Dialect):
+class BitfinexDialect(BitfinexPrivate, Dialect):
     name = "bitfinex"
+    WEBSOCKET = True  # the authenticated account channel on /ws/2 (dialects.bitfinex_private)
     DECIMALS_AS_NUMBERS = True  # Bitfinex arrays carry JSON numbers
     CLIENT_IDS = "none"  # "cid: should be unique in the day (UTC) (not enforced)"
     MAKER_FEE, TAKER_FEE = Decimal("0.001"), Decimal("0.002")  # bitfinex.com/fees, base tier
@@ -107,13 +113,25 @@ class BitfinexDialect(Dialect):
 
     # -- authentication and refusals ------------------------------------------------------
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.init_private()
+
+    def add_ws_routes(self, app: web.Application) -> None:
+        self.add_private_route(app)
+
     async def authenticate(self, req: Req) -> Account:
         headers = req.request.headers
-        account = self.core.account(headers.get("bfx-apikey", ""))
         nonce = headers.get("bfx-nonce", "")
         signed = f"/api/{req.path.lstrip('/')}{nonce}".encode() + req.body
+        return self.verify(headers.get("bfx-apikey", ""), signed, headers.get("bfx-signature", ""), nonce)
+
+    def verify(self, api_key: str, signed: bytes, signature: str, nonce: str) -> Account:
+        """The account whose secret signed ``signed`` (hex HMAC-SHA384), with a valid, increasing
+        nonce: REST requests and the WebSocket ``auth`` event alike."""
+        account = self.core.account(api_key)
         expected = hmac.new(account.secret.encode(), signed, hashlib.sha384).hexdigest()
-        if not hmac.compare_digest(expected, headers.get("bfx-signature", "").lower()):
+        if not signature.isascii() or not hmac.compare_digest(expected, signature.lower()):
             raise Refusal("bad_signature", "apikey: digest invalid")
         if not nonce.isdigit() or int(nonce) > MAX_NONCE:
             raise Refusal("nonce", "nonce: invalid")
@@ -121,10 +139,15 @@ class BitfinexDialect(Dialect):
         return account
 
     def refuse(self, refusal: Refusal, req: Req) -> tuple[int, Any, dict[str, str]]:
-        kind, detail = refusal.kind, refusal.detail
-        if kind in ("rate_limited", "banned"):  # no Retry-After: the IP is blocked for 60 s
+        if refusal.kind in ("rate_limited", "banned"):  # no Retry-After: the IP is blocked for 60 s
             return 429, ["error", 11010, "ratelimit: error"], {}
-        code, text = {
+        return 500, ["error", *self.refusal_code(refusal)], {}
+
+    @staticmethod
+    def refusal_code(refusal: Refusal) -> tuple[int, str]:
+        """Bitfinex's (code, text) for a refusal (the "Abbreviation Glossary" codes)."""
+        kind, detail = refusal.kind, refusal.detail
+        return {
             "bad_key": (10100, "apikey: invalid"),
             "bad_signature": (10100, "apikey: digest invalid"),
             "expired": (10114, "nonce: small"),
@@ -141,7 +164,6 @@ class BitfinexDialect(Dialect):
             "duplicate_order": (10001, "Invalid order: duplicate cid"),
             "maintenance": (20060, "maintenance"),
         }.get(kind, (10020, detail or "request: invalid"))
-        return 500, ["error", code, text], {}
 
     def server_error(self, status: int) -> Any:
         if status == 429:
@@ -262,15 +284,7 @@ class BitfinexDialect(Dialect):
         start, end = _integer(body.get("start", 0), "start"), _integer(body.get("end", 2**62), "end")
         limit = min(_integer(body.get("limit", 25), "limit"), 2500)
         fills = [(o, f) for o, f in self.core.fills(req.account, symbol) if start <= f.ts // 1_000_000 <= end]  # type: ignore[arg-type]
-        rows = []
-        for o, f in sorted(fills, key=lambda of: of[1].ts, reverse=True)[:limit]:
-            spec = self.core.markets[o.symbol]
-            sign = 1 if o.side == "buy" else -1
-            cid = o.venue_fields.get("cid")
-            rows.append([f.trade_id, spec.venue_symbol, f.ts // 1_000_000, o.order_id, sign * f.quantity, f.price,
-                         o.venue_fields.get("type", "EXCHANGE LIMIT"), o.price or f.price, 1 if f.is_maker else -1,
-                         -f.fee, _ASSET.get(f.fee_asset, f.fee_asset), cid])
-        return rows
+        return [self._trade_row(o, f) for o, f in sorted(fills, key=lambda of: of[1].ts, reverse=True)[:limit]]
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -287,6 +301,14 @@ class BitfinexDialect(Dialect):
         row[12], row[13], row[16], row[17] = o.venue_fields.get("flags", 0), status, o.price or o.average_price, o.average_price
         row[23], row[24], row[28], row[31] = 0, 0, "API>BFX", {"$F7": 1 if o.post_only else 0}
         return row
+
+    def _trade_row(self, o: Order, f: Fill) -> list[Any]:
+        """A trade array (docs "Trades": ID, SYMBOL, MTS, ORDER_ID, EXEC_AMOUNT, EXEC_PRICE,
+        ORDER_TYPE, ORDER_PRICE, MAKER, FEE, FEE_CURRENCY, CID); FEE negative = charged."""
+        sign = 1 if o.side == "buy" else -1
+        return [f.trade_id, self.core.markets[o.symbol].venue_symbol, f.ts // 1_000_000, o.order_id, sign * f.quantity,
+                f.price, o.venue_fields.get("type", "EXCHANGE LIMIT"), o.price or f.price, 1 if f.is_maker else -1,
+                -f.fee, _ASSET.get(f.fee_asset, f.fee_asset), o.venue_fields.get("cid")]
 
     @staticmethod
     def _body(req: Req) -> dict[str, Any]:
