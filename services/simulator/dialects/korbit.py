@@ -17,6 +17,9 @@ The error envelope ``{"success": false, "error": {"code": <status>, "message": <
 follows the official korbit-cli (``internal/apiclient/client.go`` reads the symbolic code
 from ``error.message``; its tests use ``{"code": 422, "message": ...}``) and the docs'
 WebSocket example (``errorJson.error?.message``: EXCEED_TIME_WINDOW, KEY_NOT_FOUND).
+The private WebSocket (``/v2/private``: myOrder, myTrade) is the mixin
+:class:`~services.simulator.dialects.korbit_private.KorbitPrivate`, authenticated by the
+same ``authenticate`` as the signed routes.
 
 Where the simulator differs from Korbit:
 - HMAC-SHA256 keys only (Korbit also takes Ed25519 keys, base64 signatures); no IP allowlist
@@ -44,11 +47,14 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from aiohttp import web
+
 from services.simulator.config import Account
 from services.simulator.core import MarketSpec, Refusal
 from services.simulator.dialect import Dialect, Limit, Req, Route
+from services.simulator.dialects.korbit_private import KorbitPrivate
 from services.simulator.limits import Scope, Window
-from services.simulator.matching import Order
+from services.simulator.matching import Fill, Order
 
 MS = 1_000_000
 _BALANCES = {a: Decimal(n) for a, n in {"KRW": "100000000000", "BTC": "100", "ETH": "1000"}.items()}
@@ -82,8 +88,9 @@ def closed_code(order: Order) -> str:
     return "ORDER_ALREADY_EXPIRED" if order.status == "expired" and not order.filled else "ORDER_ALREADY_CANCELED"
 
 
-class KorbitDialect(Dialect):
+class KorbitDialect(KorbitPrivate, Dialect):
     name = "korbit"
+    WEBSOCKET = True  # the private stream (services.simulator.dialects.korbit_private)
     LIMITS = {"public": Limit(50, 1, "ip"), "order": Limit(30, 1, "account"),
               "cancel": Limit(30, 1, "account"), "private": Limit(50, 1, "account")}
     ROUTES = [
@@ -118,6 +125,10 @@ class KorbitDialect(Dialect):
         super().__init__(*args, **kwargs)
         self.core.post_only_taking = "cancel"  # po: "바로 체결되는 상황이라면 주문이 취소됩니다"
         self.core.describe = lambda r: (self.code(r)[1], KORBIT_CODE.sub("", r.detail, count=1) or r.kind)
+        self.init_private()
+
+    def add_ws_routes(self, app: web.Application) -> None:
+        self.add_private_route(app)
 
     # -- authentication, refusals, headers -----------------------------------------------
 
@@ -292,6 +303,8 @@ class KorbitDialect(Dialect):
             self.core.record_refusal(account.name, client_order_id, refusal)  # type: ignore[union-attr]
             raise
         self.core.place(order)
+        if order.post_only and order.status == "canceled":
+            self._push_private(order, None, "canceled")  # canceled on arrival: the core reports no update of it
         return self.ok({"orderId": int(order.order_id)})
 
     def order_of(self, p: dict[str, str], account: Account) -> Order:
@@ -354,11 +367,14 @@ class KorbitDialect(Dialect):
     async def my_trades(self, req: Req) -> Any:
         spec, start, end, limit = self.window(self.params(req))
         fills = [(o, f) for o, f in self.core.fills(req.account, spec.symbol) if start <= f.ts // MS <= end]  # type: ignore[arg-type]
-        rows = [{"symbol": spec.venue_symbol, "tradeId": f.trade_id, "orderId": int(o.order_id), "side": o.side,
-                 "price": text(f.price), "qty": text(f.quantity), "amt": text(f.quote_quantity), "tradedAt": f.ts // MS,
-                 "isTaker": not f.is_maker, "feeCurrency": f.fee_asset.lower(), "feeQty": text(f.fee)}
-                for o, f in reversed(fills)]
-        return self.ok(rows[:limit])
+        return self.ok([self.trade_row(o, f) for o, f in reversed(fills)][:limit])
+
+    def trade_row(self, o: Order, f: Fill) -> dict[str, Any]:
+        """A fill as 최근 체결 내역 조회 returns it (the private stream's myTrade renames a few)."""
+        return {"symbol": self.core.markets[o.symbol].venue_symbol, "tradeId": f.trade_id, "orderId": int(o.order_id),
+                "side": o.side, "price": text(f.price), "qty": text(f.quantity), "amt": text(f.quote_quantity),
+                "tradedAt": f.ts // MS, "isTaker": not f.is_maker, "feeCurrency": f.fee_asset.lower(),
+                "feeQty": text(f.fee)}
 
     async def balance(self, req: Req) -> Any:
         wallet = self.core.wallet(req.account)  # type: ignore[arg-type]
