@@ -22,6 +22,7 @@ documented per code (here 400 client errors, 401 auth, 429 code 4, 503 code 405)
 used before) and 306/307 (quantity unit / minimum order amount) are the simulator's best
 reading of the docs; STOP_LIMIT orders are refused (107); order ids are UUIDs but fills'
 ``trade_id`` are counters; the ticker's 24h figures come from the simulator's own fills.
+The private WebSocket (``/v1/private``, MYORDER) is services.simulator.dialects.coinone_private.
 """
 
 from __future__ import annotations
@@ -36,10 +37,13 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from aiohttp import web
+
 from services.simulator.config import Account
 from services.simulator.core import MarketSpec, Refusal
 from services.simulator.dialect import Dialect, Limit, Req, Route
-from services.simulator.matching import Order
+from services.simulator.dialects.coinone_private import CoinonePrivate
+from services.simulator.matching import Fill, Order
 
 _BALANCES = {a: Decimal(n) for a, n in {"KRW": "100000000000", "BTC": "100", "ETH": "1000"}.items()}
 _USER_ORDER_ID = re.compile(r"[a-z0-9_.\-]{1,150}")
@@ -95,8 +99,9 @@ def _flag(value: Any) -> bool:
     return value is True or str(value).lower() in ("true", "1")
 
 
-class CoinoneDialect(Dialect):
+class CoinoneDialect(CoinonePrivate, Dialect):
     name = "coinone"
+    WEBSOCKET = True
     ROUTES = [
         Route("GET", "/public/v2/ticker_new/{quote}/{target}", "ticker", limits=("public",)),
         Route("GET", "/public/v2/orderbook/{quote}/{target}", "orderbook", limits=("public",)),
@@ -131,6 +136,10 @@ class CoinoneDialect(Dialect):
         super().__init__(*args, **kwargs)
         self._blocked: dict[str, int] = {}
         """Client IP -> when its public block ends (ns)."""
+        self.init_private()
+
+    def add_ws_routes(self, app: web.Application) -> None:
+        self.add_private_route(app)
 
     async def authenticate(self, req: Req) -> Account:
         headers = req.request.headers
@@ -242,6 +251,15 @@ class CoinoneDialect(Dialect):
             "ordered_at": o.ts_created // 1_000_000, "updated_at": o.ts_updated // 1_000_000,
             "user_order_id": o.client_order_id or None,
         }
+
+    def _fill_row(self, o: Order, f: Fill) -> dict[str, Any]:
+        """One fill as find-completed-orders lists it (the private MYORDER stream reuses it)."""
+        spec = self.core.markets[o.symbol]
+        return {"trade_id": str(f.trade_id), "order_id": str(o.order_id), "quote_currency": spec.quote,
+                "target_currency": spec.base, "order_type": o.order_type.upper(), "is_ask": o.side == "sell",
+                "is_maker": f.is_maker, "price": f.price, "qty": f.quantity, "timestamp": f.ts // 1_000_000,
+                "fee_rate": self._fee_rate(f.is_maker), "fee": f.fee, "fee_currency": f.fee_asset,
+                "user_order_id": o.client_order_id or None}
 
     def _params(self, req: Req) -> dict[str, Any]:
         return getattr(req, "params", {})
@@ -356,12 +374,7 @@ class CoinoneDialect(Dialect):
             raise _refusal("bad_request", "size must be 1-100 and from_ts <= to_ts", "316")
         fills = [(o, f) for o, f in self.core.fills(req.account, spec.symbol)  # type: ignore[arg-type]
                  if from_ts <= f.ts // 1_000_000 <= to_ts]
-        rows = [{"trade_id": str(f.trade_id), "order_id": str(o.order_id), "quote_currency": spec.quote,
-                 "target_currency": spec.base, "order_type": o.order_type.upper(), "is_ask": o.side == "sell",
-                 "is_maker": f.is_maker, "price": f.price, "qty": f.quantity, "timestamp": f.ts // 1_000_000,
-                 "fee_rate": self._fee_rate(f.is_maker), "fee": f.fee, "fee_currency": f.fee_asset,
-                 "user_order_id": o.client_order_id or None}
-                for o, f in reversed(fills)][:size]
+        rows = [self._fill_row(o, f) for o, f in reversed(fills)][:size]
         return {"result": "success", "error_code": "0", "completed_orders": rows}
 
 
