@@ -267,6 +267,7 @@ def test_every_venue_builds_every_operation() -> None:
                 "open_orders": OpenOrdersQuery(symbol=symbol), "balance": BalanceQuery(),
                 "trade_history": TradeHistoryQuery(symbol=symbol), "instruments": None}
         args["order_history"] = args["closed_orders"] = args["order_status"]  # status follow-ups (Bitfinex, Kraken)
+        args["ws_token"] = None  # the private stream's token (Kraken)
         for op, endpoint in adapter.endpoints.items():
             req = adapter.build_request(op, args[op], creds.get(venue, Credentials(api_key="k", secret="s" * 32, passphrase="p")),
                                         1700000000000, nonce=1700000000000000 if adapter.shared_nonce else None)

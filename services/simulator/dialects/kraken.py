@@ -1,12 +1,14 @@
 """Kraken spot REST as the simulator speaks it, on the simulator core.
 
 Followed: docs.kraken.com spot REST reference (AddOrder, CancelOrder, QueryOrders,
-OpenOrders, ClosedOrders, Balance, BalanceEx, TradesHistory, Ticker, Depth, AssetPairs),
+OpenOrders, ClosedOrders, Balance, BalanceEx, TradesHistory, GetWebSocketsToken, Ticker,
+Depth, AssetPairs),
 guides "Spot REST Authentication" (API-Sign = base64(HMAC-SHA512(base64decode(secret),
 uri_path + SHA256(nonce + postdata))), strictly increasing nonce per key), "Spot Client
 Order Identifiers" (cl_ord_id: UUID or free text of at most 18 characters, unique among
 open orders), "Spot REST rate limits" and "Error messages"; ccxt 4.5.90 ``kraken.py``
 (error map, request shapes). Every reply is HTTP 200 with ``{"error": [...], "result": ...}``.
+The private WebSocket (``/v2``, ``executions``) is services.simulator.dialects.kraken_private.
 Market rules come from the AssetPairs reply recorded in ``shared/data/recorded/KRAKEN.0``
 (pair_decimals -> tick, lot_decimals -> lot, ordermin; that recording has no costmin).
 
@@ -33,9 +35,12 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from aiohttp import web
+
 from services.simulator.config import Account
 from services.simulator.core import MarketSpec, Refusal
 from services.simulator.dialect import Dialect, Limit, Req, Route
+from services.simulator.dialects.kraken_private import KrakenPrivate
 from services.simulator.matching import Fill, Order
 
 _BALANCES = {a: Decimal(n) for a, n in {"USD": "10000000", "EUR": "10000000", "CHF": "10000000", "BTC": "100", "ETH": "1000", "XMR": "10000", "ADA": "10000000", "SC": "100000000", "WAVES": "100000", "OMG": "100000", "KSM": "10000", "OCEAN": "1000000", "GRT": "1000000"}.items()}
@@ -79,8 +84,9 @@ def text(value: Decimal) -> str:
     return format(value.normalize(), "f") if value else "0"
 
 
-class KrakenDialect(Dialect):
+class KrakenDialect(KrakenPrivate, Dialect):
     name = "kraken"
+    WEBSOCKET = True
     LIMITS = {"counter": Limit(15, 45, "account", counts="weight"), "trading": Limit(60, 60, "account"), "public": Limit(15, 15, "ip")}
     ROUTES = [
         *(Route(m, f"/0/public/{p}", h, limits=("public",)) for p, h in
@@ -93,6 +99,7 @@ class KrakenDialect(Dialect):
         Route("POST", "/0/private/Balance", "balance", signed=True, limits=("counter",)),
         Route("POST", "/0/private/BalanceEx", "balance_ex", signed=True, limits=("counter",)),
         Route("POST", "/0/private/TradesHistory", "trades_history", signed=True, limits=("counter",), weight=2),
+        Route("POST", "/0/private/GetWebSocketsToken", "ws_token", signed=True, limits=("counter",)),
     ]
     MARKETS = [MarketSpec(s, alt, D(1).scaleb(-dec), D("0.00000001"), D(omin)) for s, alt, _, dec, omin in _PAIRS]
     MAKER_FEE = D("0.0025")
@@ -110,6 +117,11 @@ class KrakenDialect(Dialect):
         super().__init__(*args, **kwargs)
         self.core.post_only_taking = "cancel"  # AddOrder accepts it; the engine cancels it ("Post only order")
         self.core.describe = lambda r: (self.error_text(r), r.detail)
+        self.init_tokens()
+        self.init_private()
+
+    def add_ws_routes(self, app: web.Application) -> None:
+        self.add_private_route(app)
 
     # -- authentication and refusals -----------------------------------------------------
 
@@ -198,7 +210,7 @@ class KrakenDialect(Dialect):
             info["reason"] = ("User requested" if o.venue_fields.get("user_canceled") else "Post only order"
                               if o.status == "canceled" else None)
         if trades:
-            info["trades"] = [kraken_id("T", f.trade_id) for f in o.fills]
+            info["trades"] = [self.trade_txid(f) for f in o.fills]
         return info
 
     def describe(self, o: Order) -> str:
@@ -288,6 +300,9 @@ class KrakenDialect(Dialect):
                       post_only="post" in p.get("oflags", "").split(","), price=price, quantity=volume,
                       ts_created=req.now, venue_fields={"userref": int(userref)} if userref else {})
         self.core.place(order)
+        if order.status == "canceled":  # a post-only order that would take: the core reports no update of it
+            self._push_private(order, None, "new")
+            self._push_private(order, None, "canceled")
         return {"error": [], "result": {"descr": {"order": self.describe(order)}, "txid": [order.order_id]}}
 
     async def cancel_order(self, req: Req) -> Any:
@@ -305,8 +320,9 @@ class KrakenDialect(Dialect):
             if not targets:
                 raise Refusal("unknown_order", ref)
         for order in targets:
+            if order.is_open:  # before the cancel: its push names the reason ("User requested")
+                order.venue_fields["user_canceled"] = True
             self.core.cancel(order)
-            order.venue_fields["user_canceled"] = True
         return {"error": [], "result": {"count": len(targets), "pending": False}}
 
     # -- account data ----------------------------------------------------------------------
@@ -361,8 +377,13 @@ class KrakenDialect(Dialect):
         fills = [(o, f) for o, f in self.core.fills(req.account)  # type: ignore[arg-type]
                  if Decimal(f.ts) / 10**9 > start and (end is None or Decimal(f.ts) / 10**9 <= end)][::-1]
         ofs = int(p["ofs"]) if p.get("ofs", "").isdigit() else 0
-        return {"error": [], "result": {"trades": {kraken_id("T", f.trade_id): self.trade(o, f)
+        return {"error": [], "result": {"trades": {self.trade_txid(f): self.trade(o, f)
                                                    for o, f in fills[ofs:ofs + 50]}, "count": len(fills)}}
+
+    @staticmethod
+    def trade_txid(f: Fill) -> str:
+        """The trade's txid: its TradesHistory key, and ``exec_id`` on the private stream."""
+        return kraken_id("T", f.trade_id)
 
     def trade(self, o: Order, f: Fill) -> dict[str, Any]:
         spec = self.core.markets[o.symbol]

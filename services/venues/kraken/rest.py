@@ -3,10 +3,11 @@
 Sources: docs.kraken.com spot-rest-auth (API-Sign = base64(HMAC-SHA512(base64decode(secret),
 uri_path + SHA256(nonce + postdata))), form-encoded POST bodies with a strictly increasing
 ``nonce`` per key), AddOrder / CancelOrder / QueryOrders / OpenOrders / ClosedOrders /
-BalanceEx / TradesHistory, "Spot Client Order Identifiers" (cl_ord_id: a UUID, 32 hex
-digits, or free text of at most 18 characters; unique among open orders), "Spot REST rate
-limits", error strings as mapped by ccxt 4.5.90. Errors come back with HTTP 200 in the
-``error`` array; Kraken sends no Retry-After.
+BalanceEx / TradesHistory / GetWebSocketsToken (``{"result": {"token", "expires": 900}}``,
+the private WebSocket's token: services.venues.kraken.private), "Spot Client Order
+Identifiers" (cl_ord_id: a UUID, 32 hex digits, or free text of at most 18 characters;
+unique among open orders), "Spot REST rate limits", error strings as mapped by ccxt
+4.5.90. Errors come back with HTTP 200 in the ``error`` array; Kraken sends no Retry-After.
 
 Client order ids: ``cl_ord_id`` on AddOrder and CancelOrder. An exbus id Kraken would refuse
 (longer than 18 characters and not a UUID) is sent as the UUID5 of it (:func:`cl_ord_id`),
@@ -87,6 +88,18 @@ _CL_ORD_ID = re.compile(r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-f
 _EXBUS_IDS = uuid.UUID("0e7b0c5e-6b1a-4c52-9a57-6b7261a6b3e1")
 
 
+class WsToken(msgspec.Struct, frozen=True):
+    """GetWebSocketsToken's answer: the token the private WebSocket subscribes with, valid
+    ``expires_s`` (900) to subscribe, then for as long as that subscription lasts. A
+    credential: its repr does not show it."""
+
+    token: str
+    expires_s: int = 900
+
+    def __repr__(self) -> str:
+        return f"WsToken(expires_s={self.expires_s})"
+
+
 def cl_ord_id(client_order_id: str) -> str:
     """The cl_ord_id Kraken accepts for an exbus client order id: itself when it is a UUID
     or at most 18 characters, else its UUID5 (deterministic: every replica agrees)."""
@@ -134,6 +147,7 @@ class KrakenRest(RestAdapter):
         "open_orders": Endpoint("POST", "/0/private/OpenOrders", True, {"counter": 1}),
         "balance": Endpoint("POST", "/0/private/BalanceEx", True, {"counter": 1}),
         "trade_history": Endpoint("POST", "/0/private/TradesHistory", True, {"counter": 2}),
+        "ws_token": Endpoint("POST", "/0/private/GetWebSocketsToken", True, {"counter": 1}),  # private stream token
     }
 
     def path_for(self, op: str, args: Any) -> str:
@@ -204,6 +218,9 @@ class KrakenRest(RestAdapter):
 
     def params_trade_history(self, q: TradeHistoryQuery) -> Params:
         return [("start", str(q.since // NS))] if q.since is not None else []
+
+    def params_ws_token(self, _: Any) -> Params:
+        return []
 
     # --- parsing ------------------------------------------------------------------------------
     @staticmethod
@@ -320,6 +337,13 @@ class KrakenRest(RestAdapter):
                               fee=Decimal(t["fee"]), fee_asset=symbols.split(q.symbol)[1],
                               liquidity=("maker" if t.get("maker") else "taker") if "maker" in t else None))
         return sorted(fills, key=lambda f: f.ts_event)[-q.limit:]
+
+    def parse_ws_token(self, payload: Any, _: Any) -> WsToken:
+        result = payload["result"]
+        token = result["token"]
+        if not isinstance(token, str) or not token:
+            raise ValueError("GetWebSocketsToken answered no token")
+        return WsToken(token=token, expires_s=int(result.get("expires", 900)))
 
     # --- errors ----------------------------------------------------------------------------------
     def error(self, status: int, headers: dict[str, str], payload: Any, op: str) -> VenueError | None:
