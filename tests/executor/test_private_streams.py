@@ -37,9 +37,6 @@ from .test_every_venue import MARKET, Taker, core_of, history, place
 
 VENUES = [venue for venue in MARKET if private_stream(venue, rest_adapter(venue)) is not None]
 """Venues with a private stream adapter (the others are polled: tests/executor/test_every_venue.py)."""
-DROPPABLE = [venue for venue in VENUES if venue != "upbit"]
-"""Venues whose simulated private stream can be dropped and refused (Upbit's simulator still
-serves its private WebSocket outside the shared PrivateStreams core)."""
 TOTALS_ONLY = {"coinbase"}
 """Venues whose stream gives no trade id (Coinbase ``user``: totals only)."""
 
@@ -143,7 +140,7 @@ async def test_fills_arrive_over_the_private_stream_each_once(venue: str, nats_u
 
 
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("venue", DROPPABLE)
+@pytest.mark.parametrize("venue", VENUES)
 async def test_a_stream_dropped_between_partial_fills_loses_and_repeats_no_fill(
         venue: str, nats_url: str, bus: Any, event_log: EventLog, sim: Simulator) -> None:
     symbol = MARKET[venue][0]

@@ -28,6 +28,9 @@ Where the simulator differs from (or goes beyond) the venue:
 - ``ord_type=best`` (2026-06-30) and the batch endpoints are not served (exbus sends neither);
 - the minimum order total (5,000 KRW) is the value of GET /v1/orders/chance for KRW markets;
 - no endpoint for the account's own fills (like Upbit: fills are read from GET /v1/order).
+
+The private WebSocket v2 (``/websocket/v2/private``: myOrder, myAsset) is
+:mod:`services.simulator.dialects.bithumb_private`.
 """
 
 from __future__ import annotations
@@ -37,11 +40,14 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from aiohttp import web
+
 from services.simulator.config import Account
 from services.simulator.core import MarketSpec, Refusal
 from services.simulator.dialect import Dialect, Limit, Reply, Req, Route
+from services.simulator.dialects.bithumb_private import BithumbPrivate
 from services.simulator.jwt_query import JwtRefusal, JwtRules, verify_jwt_request
-from services.simulator.matching import ZERO, Order
+from services.simulator.matching import ZERO, Fill, Order
 from services.simulator.venue import parse_decimal
 
 _BALANCES = {a: Decimal(n) for a, n in {"KRW": "100000000000", "BTC": "100", "ETH": "1000"}.items()}
@@ -77,8 +83,9 @@ def _kst(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, KST).isoformat(timespec="seconds")
 
 
-class BithumbDialect(Dialect):
+class BithumbDialect(BithumbPrivate, Dialect):
     name = "bithumb"
+    WEBSOCKET = True
     ROUTES = [
         Route("GET", "/v1/market/all", "market_all", limits=("public_other",)),
         Route("GET", "/v1/ticker", "ticker", limits=("public_ticker",), decimals_as_numbers=True),  # Double
@@ -116,6 +123,15 @@ class BithumbDialect(Dialect):
         super().__init__(*args, **kwargs)
         self.core.post_only_taking = "cancel"  # "개별 주문 조회": post_only at a taker price ends as cancel
         self.core.describe = lambda r: self._error(r)[1:]
+        self.init_upbitlike_private()
+
+    def add_ws_routes(self, app: web.Application) -> None:
+        self.add_private_route(app)
+
+    @staticmethod
+    def trade_id_of(fill: Fill) -> str:
+        """The venue's id of a fill (GET /v1/order ``trades[].uuid``, myOrder ``trade_id``)."""
+        return f"T{fill.trade_id:019d}"
 
     # -- authentication and refusals ------------------------------------------------------
 
@@ -316,7 +332,7 @@ class BithumbDialect(Dialect):
         if o.venue_fields.get("time_in_force"):
             out["time_in_force"] = o.venue_fields["time_in_force"]
         if trades:
-            out["trades"] = [{"market": spec.venue_symbol, "uuid": f"T{f.trade_id:019d}", "price": f.price,
+            out["trades"] = [{"market": spec.venue_symbol, "uuid": self.trade_id_of(f), "price": f.price,
                               "volume": f.quantity, "funds": f.quote_quantity, "side": side,
                               "created_at": _kst(f.ts)} for f in o.fills]
         return out

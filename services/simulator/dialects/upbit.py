@@ -1,8 +1,9 @@
 """Upbit Open API v1 as the simulator speaks it, on the simulator core.
 
 REST under ``/v1`` (docs.upbit.com reference: paths, parameters, JSON shapes, error
-names); the WebSocket streams and replay are in
-:mod:`services.simulator.dialects.upbit_streams`.
+names); the public WebSocket stream and replay are in
+:mod:`services.simulator.dialects.upbit_streams`, the private stream (myOrder, myAsset) in
+:mod:`services.simulator.dialects.upbit_private`.
 
 Requests are authenticated as the docs define it (:mod:`services.simulator.jwt_query`,
 shared with Bithumb): ``Authorization: Bearer <JWT>`` signed HS256 or HS512 with the
@@ -27,6 +28,7 @@ from services.simulator.clock import Clock
 from services.simulator.config import DEFAULT_RECORDED_DIR, Account, BanPolicy, UpbitSettings, VenueSettings
 from services.simulator.core import MarketSpec, Refusal
 from services.simulator.dialect import Dialect, Limit, Reply, Req, Route
+from services.simulator.dialects.upbit_private import UpbitPrivate
 from services.simulator.dialects.upbit_streams import MarketStats, UpbitStreams
 from services.simulator.jwt_query import JwtRefusal, JwtRules, verify_jwt_request
 from services.simulator.ledger import Ledger
@@ -90,7 +92,7 @@ def _exchange(method: str, path: str, handler: str, group: str = "default", kind
     return Route(method, path, handler, signed=True, limits=(group,), kind=kind)
 
 
-class UpbitDialect(UpbitStreams, Dialect):
+class UpbitDialect(UpbitPrivate, UpbitStreams, Dialect):
     """The simulated Upbit: markets from the recorded /v1/market/all, books and statistics
     from the recorded WebSocket frames."""
 
@@ -130,6 +132,7 @@ class UpbitDialect(UpbitStreams, Dialect):
         self.core.post_only_taking = "cancel"  # post_only at a taker price: canceled, nothing executes
         self.core.describe = self._ledger_error
         self.init_streams()
+        self.init_upbitlike_private()
 
     def fee_model(self, settings: VenueSettings) -> FeeModel:
         rate = lambda m: self.upbit.fees.get(m.quote, Decimal("0.0025"))  # noqa: E731 - maker = taker, by quote

@@ -1,7 +1,8 @@
-"""Upbit's WebSocket side, as the simulator speaks it: public ``/websocket/v1`` replayed
-from UPBIT.ws.62.0 (trade, orderbook; DEFAULT or SIMPLE format, binary frames), private
-``/websocket/v1/private`` (myOrder, myAsset), and the market statistics behind /v1/ticker
-(docs.upbit.com websocket guide and type references).
+"""Upbit's public WebSocket, as the simulator speaks it: ``/websocket/v1`` replayed from
+UPBIT.ws.62.0 (trade, orderbook; DEFAULT or SIMPLE format, binary frames), and the market
+statistics behind /v1/ticker (docs.upbit.com websocket guide and type references). The
+request format is the one Upbit and Bithumb share (services.simulator.dialects.upbitlike);
+the private ``/websocket/v1/private`` is services.simulator.dialects.upbit_private.
 
 A mixin of :class:`services.simulator.dialects.upbit.UpbitDialect`; it reads the dialect's
 core, hub, clock and recording.
@@ -10,23 +11,19 @@ core, hub, clock and recording.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
-from services.simulator.config import Account
-from services.simulator.core import Refusal
-from services.simulator.dialect import Req
+from services.simulator.dialects.upbitlike import PING, STATUS_UP, RequestError, Subscription, read_request, render
 from services.simulator.matching import ZERO, Fill, Order
 from services.simulator.recorded import Frame
 from services.simulator.replay import replay_forever
 from services.simulator.streams import StreamClient
-from services.simulator.venue import encode, json_response
 
 SIMPLE = {
     "type": "ty", "code": "cd", "timestamp": "tms", "trade_date": "td", "trade_time": "ttm",
@@ -34,27 +31,12 @@ SIMPLE = {
     "prev_closing_price": "pcp", "change": "c", "change_price": "cp", "sequential_id": "sid",
     "stream_type": "st", "total_ask_size": "tas", "total_bid_size": "tbs", "orderbook_units": "obu",
     "ask_price": "ap", "bid_price": "bp", "ask_size": "as", "bid_size": "bs", "level": "lv",
-    # myOrder
-    "uuid": "uid", "order_type": "ot", "state": "s", "trade_uuid": "tuid", "price": "p", "avg_price": "ap",
-    "volume": "v", "remaining_volume": "rv", "executed_volume": "ev", "trades_count": "tc",
-    "reserved_fee": "rsf", "remaining_fee": "rmf", "paid_fee": "pf", "locked": "l", "executed_funds": "ef",
-    "time_in_force": "tif", "trade_fee": "tf", "is_maker": "im", "identifier": "id", "smp_type": "smpt",
-    "prevented_volume": "pv", "prevented_locked": "pl", "order_timestamp": "otms",
-    # myAsset
-    "asset_uuid": "astuid", "assets": "ast", "currency": "cu", "balance": "b", "asset_timestamp": "asttms",
 }
-"""DEFAULT field name -> SIMPLE abbreviation (docs.upbit.com websocket type references)."""
-DEFAULT = {v: k for k, v in SIMPLE.items() if k not in ("avg_price",)}
-"""SIMPLE -> DEFAULT for the recorded frames (trade and orderbook, where ``ap`` is ask_price)."""
-
-
-def simple(obj: Any) -> Any:
-    """A DEFAULT-format event in SIMPLE abbreviations."""
-    if isinstance(obj, dict):
-        return {SIMPLE.get(k, k): simple(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [simple(v) for v in obj]
-    return obj
+"""trade and orderbook: DEFAULT field name -> SIMPLE abbreviation (docs.upbit.com websocket
+type references)."""
+DEFAULT = {v: k for k, v in SIMPLE.items()}
+"""SIMPLE -> DEFAULT for the recorded frames."""
+PUBLIC_TYPES = {"trade", "orderbook"}
 
 
 def full(obj: Any) -> Any:
@@ -90,17 +72,8 @@ class MarketStats:
         self.acc_price += price * volume
 
 
-@dataclass
-class Subscription:
-    """One WebSocket connection's request: types -> codes (empty = all), format."""
-
-    types: dict[str, set[str]] = field(default_factory=dict)
-    units: dict[str, int] = field(default_factory=dict)
-    fmt: str = "DEFAULT"
-
-
 class UpbitStreams:
-    """WebSocket routes, private events and market replay of the simulated Upbit."""
+    """Public WebSocket route, market replay and statistics of the simulated Upbit."""
 
     def init_streams(self) -> None:
         self.trade_uuids: dict[int, str] = {}
@@ -108,11 +81,10 @@ class UpbitStreams:
         for frame in self.recording.frames:  # books and statistics as of the end of the recording
             self._apply(frame.payload)
         self.core.listeners.append(self._on_update)
-        self.core.balance_listeners.append(self._on_balance)
 
     def add_ws_routes(self, app: web.Application) -> None:
         app.router.add_get("/websocket/v1", self._ws)
-        app.router.add_get("/websocket/v1/private", self._ws_private)
+        self.add_private_route(app)  # /websocket/v1/private (UpbitPrivate)
 
     def _trade_uuid(self, fill: Fill) -> str:
         return self.trade_uuids.setdefault(fill.trade_id, str(uuid.uuid4()))
@@ -120,124 +92,44 @@ class UpbitStreams:
     def _on_update(self, order: Order, fill: Fill | None, kind: str) -> None:
         if fill is not None:
             self.stats.setdefault(order.symbol, MarketStats()).trade(fill.price, fill.quantity, fill.ts // 1_000_000)
-        topic = f"user:{order.account}"
-        if not self.hub.has(topic):
-            return
-        state = {"new": "wait", "trade": "trade", "canceled": "cancel", "expired": "cancel"}[kind]
-        self.hub.publish(topic, ("myOrder", order.symbol, self._my_order(order, fill, state)))
-        if kind == "trade" and order.status == "filled":
-            self.hub.publish(topic, ("myOrder", order.symbol, self._my_order(order, None, "done")))
-
-    def _my_order(self, o: Order, fill: Fill | None, state: str) -> dict[str, Any]:
-        now = self.now_ms()
-        return {
-            "type": "myOrder", "code": o.symbol, "uuid": o.order_id, "ask_bid": "BID" if o.side == "buy" else "ASK",
-            "order_type": o.venue_fields["ord_type"], "state": state,
-            "trade_uuid": self._trade_uuid(fill) if fill else None,
-            "price": fill.price if fill else (o.venue_fields.get("funds") or o.price),
-            "avg_price": o.average_price, "volume": fill.quantity if fill else o.quantity,
-            "remaining_volume": o.remaining if o.quantity is not None else None, "executed_volume": o.filled,
-            "trades_count": len(o.fills), "reserved_fee": o.reserved_fee, "remaining_fee": ZERO,
-            "paid_fee": o.fees, "locked": o.locked, "executed_funds": o.filled_quote,
-            "time_in_force": o.venue_fields.get("time_in_force"), "trade_fee": fill.fee if fill else None,
-            "is_maker": fill.is_maker if fill else None, "identifier": o.client_order_id or None,
-            "smp_type": None, "prevented_volume": ZERO, "prevented_locked": ZERO,
-            "trade_timestamp": fill.ts // 1_000_000 if fill else None, "order_timestamp": o.ts_created // 1_000_000,
-            "timestamp": now, "stream_type": "REALTIME",
-        }
-
-    def _on_balance(self, account: str, assets: list[str]) -> None:
-        topic = f"user:{account}"
-        if not self.hub.has(topic):
-            return
-        wallet = self.core.exchange.wallets[account]
-        now = self.now_ms()
-        self.hub.publish(topic, ("myAsset", "", {
-            "type": "myAsset", "asset_uuid": str(uuid.uuid4()),
-            "assets": [{"currency": a, "balance": wallet.available(a), "locked": wallet.locked.get(a, ZERO)} for a in assets],
-            "asset_timestamp": now, "timestamp": now, "stream_type": "REALTIME"}))
 
     # -- WebSocket --------------------------------------------------------------------------
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
-        return await self._serve_ws(request, None)
-
-    async def _ws_private(self, request: web.Request) -> web.StreamResponse:
-        req = Req(request, request.method, request.path, request.rel_url.raw_query_string, b"", self.clock())
-        try:
-            account = await self.authenticate(req)
-        except Refusal as r:
-            status, body, _ = self.refuse(r, req)
-            return json_response(body, status)
-        return await self._serve_ws(request, account)
-
-    async def _serve_ws(self, request: web.Request, account: Account | None) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         sub = Subscription()
 
-        def render(topic: str, event: Any) -> bytes | None:
+        def render_public(topic: str, event: Any) -> bytes | None:
             kind, code, payload = event
-            codes = sub.types.get(kind)
-            if codes is None or (codes and code not in codes):
+            if not sub.wants(kind, code):
                 return None
             if kind == "orderbook" and code in sub.units:
                 payload = payload | {"orderbook_units": payload["orderbook_units"][: sub.units[code]]}
-            return self._frame(payload, sub.fmt)
+            return render(payload, sub.fmt, SIMPLE)
 
-        client = StreamClient(ws, render)
-        await self.hub.serve(client, lambda c, data: self._ws_request(c, data, sub, account))
+        client = StreamClient(ws, render_public)
+        await self.hub.serve(client, lambda c, data: self._ws_request(c, data, sub))
         return ws
 
-    @staticmethod
-    def _frame(payload: dict[str, Any], fmt: str) -> bytes:
-        obj = simple(payload) if fmt.startswith("SIMPLE") else payload
-        if fmt.endswith("_LIST"):
-            obj = [obj]
-        return encode(obj, decimals_as_numbers=True)
-
-    def _ws_request(self, client: StreamClient, data: str | bytes, sub: Subscription, account: Account | None) -> None:
-        """[{"ticket": ...}, {"type": ..., "codes": [...]}, ..., {"format": ...}] replaces the subscription."""
-        def error(name: str, message: str) -> None:
-            client.send(encode({"error": {"name": name, "message": message}}))
-
-        if data in ("PING", b"PING"):  # the docs' keep-alive message
-            return client.send(encode({"status": "UP"}))
+    def _ws_request(self, client: StreamClient, data: str | bytes, sub: Subscription) -> None:
+        """A request replaces the subscription; snapshots first unless ``isOnlyRealtime``."""
+        if data in (PING, PING.encode()):  # the docs' keep-alive message
+            return client.send(STATUS_UP)
         try:
-            request = json.loads(data)
-        except ValueError:
-            return error("WRONG_FORMAT", "The request is not JSON.")
-        if not isinstance(request, list) or not all(isinstance(x, dict) for x in request):
-            return error("WRONG_FORMAT", "The request must be a JSON array of objects.")
-        if not any("ticket" in x for x in request):
-            return error("NO_TICKET", "The request has no ticket.")
-        types = [x for x in request if "type" in x]
-        if not types:
-            return error("NO_TYPE", "The request has no type.")
-        allowed = {"myOrder", "myAsset"} if account else {"trade", "orderbook"}
-        sub.types.clear()
-        sub.units.clear()
-        sub.fmt = next((x["format"] for x in request if "format" in x), "DEFAULT")
+            new, types = read_request(data, PUBLIC_TYPES, needs_codes=PUBLIC_TYPES)
+        except RequestError as e:
+            return client.send(e.frame())
+        sub.types, sub.units, sub.fmt = new.types, new.units, new.fmt
         for t in types:
-            if t["type"] not in allowed:
-                return error("INVALID_PARAM", f"type {t['type']} is not available on this endpoint.")
-            codes = set()
-            for code in t.get("codes", []):
-                name, _, units = code.partition(".")
-                codes.add(name)
-                if units.isdigit():
-                    sub.units[name] = int(units)
-            if not codes and t["type"] in ("trade", "orderbook"):
-                return error("NO_CODES", "The request has no codes.")
-            sub.types[t["type"]] = codes
-            if not t.get("isOnlyRealtime") and t["type"] in ("orderbook", "trade"):
-                for code in codes:
+            if not t.get("isOnlyRealtime"):
+                for code in sub.types[t["type"]]:
                     snap = self._snapshot(t["type"], code)
                     if snap is not None:
                         client.offer("public", (t["type"], code, snap))
             if t.get("isOnlySnapshot"):
                 sub.types.pop(t["type"])
-        client.topics = {f"user:{account.name}"} if account else {"public"}
+        client.topics = {"public"}
         self.hub.touched()
 
     def _snapshot(self, kind: str, code: str) -> dict[str, Any] | None:

@@ -9,33 +9,21 @@ needs ``Authorization: Bearer <JWT>`` made as for REST; errors as {"error": {"na
 ``remaining_volume``, ``avg_price``, ``trade_fee``, ``trade_uuid``, ``trade_timestamp``;
 numbers are JSON numbers, read here as exact decimals from their text).
 
-Upbit does not acknowledge a subscription; the ``PING`` sent right after it is answered
-only once the subscription before it was processed, so its answer marks the stream ready.
-A fill arrives as ``trade``; the order's end follows as ``done`` or ``cancel``.
+What Upbit and Bithumb share (handshake JWT, request, PING/{"status":"UP"} marking the
+stream ready, errors) is services.venues.upbitlike_private. A fill arrives as ``trade``
+with its own fee (``trade_fee``); the order's end follows as ``done`` or ``cancel``.
 """
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
 from decimal import Decimal
 
 import msgspec
 
-from schemas.vault import Credentials
-from services.venues import symbols
-from services.venues.privatews import OrderUpdate, PrivateEvent, PrivateStream, StreamReady, WsOpen
-from services.venues.wsbase import VenueNotice
+from services.venues.privatews import OrderUpdate
+from services.venues.upbitlike_private import MS, UpbitLikePrivateStream, order_state, quote_of, symbol_of
 
-MS = 1_000_000
 PRIVATE_PATH = "/websocket/v1/private"
-PING = "PING"
-
-
-class _Head(msgspec.Struct):
-    type: str = ""
-    status: str = ""
-    error: dict | None = None
 
 
 class MyOrder(msgspec.Struct):
@@ -58,63 +46,32 @@ class MyOrder(msgspec.Struct):
     identifier: str | None = None
 
 
-_head = msgspec.json.Decoder(_Head)
 _my_order = msgspec.json.Decoder(MyOrder)  # typed: JSON numbers become exact Decimals
 
 
-class UpbitPrivateStream(PrivateStream):
+class UpbitPrivateStream(UpbitLikePrivateStream):
     venue = "upbit"
+    path = PRIVATE_PATH
     url = "wss://api.upbit.com" + PRIVATE_PATH
-    ready_on_connect = False
 
-    def connection(self, token: Any, creds: Credentials, now_ms: int) -> WsOpen:
-        """The REST adapter's JWT (no parameters, so no query hash) as the bearer token."""
-        signed = self.rest.sign("GET", PRIVATE_PATH, [], creds, now_ms, str(uuid.uuid4()))
-        return WsOpen(self.url, {"Authorization": signed.headers["Authorization"]})
-
-    def subscribe_messages(self, creds: Credentials, token: Any, now_ms: int, nonce: int | None = None) -> list[str | bytes]:
-        request = [{"ticket": str(uuid.uuid4())}, {"type": "myOrder"}, {"format": "DEFAULT"}]
-        return [msgspec.json.encode(request).decode(), PING]
-
-    def parse_frame(self, data: str | bytes, ts_recv: int) -> list[PrivateEvent]:
-        head = _head.decode(data)
-        if head.error is not None:
-            return [VenueNotice("error", f"upbit {head.error.get('name')}: {head.error.get('message')}")]
-        if head.status == "UP":
-            return [StreamReady()]
-        if head.type != "myOrder":
-            return []
-        return [order_update(_my_order.decode(data))]
+    def order_update(self, data: str | bytes) -> OrderUpdate:
+        return order_update(_my_order.decode(data))
 
 
 def order_update(m: MyOrder) -> OrderUpdate:
-    """One myOrder message as an OrderUpdate. A ``trade`` that leaves nothing to fill is the
-    fill (its ``done`` follows); the fee is in the market's quote currency (KRW-BTC: KRW)."""
+    """One myOrder message as an OrderUpdate; the fee is in the market's quote currency."""
     fill = m.state == "trade"
     quantity = m.executed_volume + m.remaining_volume if m.remaining_volume is not None else None
-    if m.state == "done":
-        state = "filled"
-    elif m.state == "cancel":
-        state = "canceled"
-    elif m.state == "prevented" and m.remaining_volume == 0:
-        state = "canceled"
-    elif fill and m.remaining_volume == 0 and m.order_type == "limit":
-        state = "filled"
-    else:
-        state = "partially_filled" if m.executed_volume > 0 else "open"
-    try:
-        symbol: str | None = symbols.from_quote_first(m.code)
-    except ValueError:
-        symbol = None
     return OrderUpdate(
-        venue="upbit", client_order_id=m.identifier or None, venue_order_id=m.uuid, state=state,  # type: ignore[arg-type]
+        venue="upbit", client_order_id=m.identifier or None, venue_order_id=m.uuid,
+        state=order_state(m.state, m.executed_volume, m.remaining_volume, m.order_type),
         filled_quantity=m.executed_volume,
-        ts_event=(m.trade_timestamp if fill and m.trade_timestamp else m.timestamp) * MS, symbol=symbol,
+        ts_event=(m.trade_timestamp if fill and m.trade_timestamp else m.timestamp) * MS, symbol=symbol_of(m.code),
         side="buy" if m.ask_bid == "BID" else "sell", order_type="limit" if m.order_type == "limit" else "market",
         price=m.price if not fill and m.order_type == "limit" else None,
         quantity=quantity if m.order_type != "price" else None, average_price=m.avg_price or None,
         last_fill_price=m.price if fill else None, last_fill_quantity=m.volume if fill else None,
-        fee=m.trade_fee if fill else None, fee_asset=m.code.partition("-")[0] if fill else None,
+        fee=m.trade_fee if fill else None, fee_asset=quote_of(m.code) if fill else None,
         trade_id=m.trade_uuid if fill else None,
     )
 
