@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import APIError
+from nats.js.errors import APIError, NotFoundError
 
 from schemas import subjects
 from services.bus.streams import KV_ORDERS, KV_RATELIMITS, ORDERS
@@ -25,11 +26,14 @@ from services.executor.state import NonceSequences, OrderStates
 from services.executor.settings import ExecutorSettings
 from services.executor.tracker import OrderTracker
 from services.executor.worker import CommandWorker
+from services.ingestor.transport import Backoff
 from services.logs import get_logger
 from services.venues.http import HttpTransport
 
 log = get_logger("executor")
 DURABLE = "executors"
+STARTUP_RETRY_MAX_S = 2.0
+"""Longest wait between start-up attempts while the cluster cannot answer."""
 
 
 async def consumer(js: Any, settings: ExecutorSettings) -> Any:
@@ -70,9 +74,31 @@ class ExecutorReplica:
         self.tracker = OrderTracker(self.worker, states, limits_kv, interval_s=self.settings.tracker_interval_s,
                                     poll_only=self.settings.poll_only)
 
+    async def start(self, stop: asyncio.Event) -> Any:
+        """Set up and subscribe, retrying while JetStream cannot answer (a node lost, a
+        leader being elected: timeouts, no responders, 503); a missing bucket or stream is
+        a deployment error and raised. Returns the subscription, None if stopped first."""
+        backoff = Backoff(0.1, STARTUP_RETRY_MAX_S)
+        while not stop.is_set():
+            try:
+                await self.setup()
+                return await consumer(self.js, self.settings)
+            except NotFoundError:
+                raise
+            except (NatsError, APIError, asyncio.TimeoutError) as e:
+                delay = backoff.next()
+                log.warning("JetStream not answering at start-up, retrying", error=repr(e), retry_s=round(delay, 2))
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+        return None
+
     async def run(self, stop: asyncio.Event) -> None:
-        await self.setup()
-        sub = await consumer(self.js, self.settings)
+        sub = await self.start(stop)
+        if sub is None:
+            await self.transport.close()
+            return
         slots = asyncio.Semaphore(self.settings.concurrency)
         running: set[asyncio.Task[None]] = set()
         tracker = asyncio.create_task(self.tracker.run(stop))
