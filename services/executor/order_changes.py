@@ -10,9 +10,14 @@ reporting the same fill publish it once, and a late frame never walks an order b
 Updates wait here, and are applied at the tracker's next round, when
 - the order is still being placed (its record is not done yet);
 - they name the order only by the venue's id and that id is not known yet (Korbit
-  ``myTrade`` before ``myOrder``);
+  ``myTrade`` before ``myOrder``; a Bitfinex, OKX or Kraken fill pushed before the placing
+  replica recorded the venue's id);
 - they report quantity ahead of fills the venue sends separately (``fills_follow``:
   Bitfinex ``ou`` before ``tu``); if the fills have not come by then, the totals count.
+
+The first two are applied as soon as the record they wait for is written
+(:meth:`OrderChanges.recorded`, fed by the tracker's watch of the order records), the rest
+at the tracker's next round.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ EARLY_TTL_S = 300.0
 """How long an update for an order still being placed waits for its record."""
 HOLD_S = 0.5
 """How long a total ahead of its separately reported fills waits for them."""
+MAX_WAITING = 100_000
+"""Orders whose waiting updates are indexed for :meth:`OrderChanges.recorded` (oldest dropped)."""
 
 
 def update_of(venue: str, info: OrderInfo) -> OrderUpdate:
@@ -62,6 +69,9 @@ class OrderChanges:
         """key -> (first held, not before, venue, account, update)."""
         self._owners: dict[tuple[str, str, str], str] = {}
         """(venue, account, venue order id) -> client order id, as learnt from records and updates."""
+        self._waiting: dict[str, dict[str, None]] = {}
+        """Record key, or ``<venue>.<account>.#<venue order id>`` -> the ``_early`` keys held
+        under it, in the order they came."""
 
     def learn(self, venue: str, account: str, venue_order_id: str | None, client_order_id: str) -> None:
         """Remember whose order a venue order id is (fills that name only the venue's id)."""
@@ -69,6 +79,30 @@ class OrderChanges:
             self._owners[(venue, account, venue_order_id)] = client_order_id
             if len(self._owners) > 100_000:
                 del self._owners[next(iter(self._owners))]
+
+    async def recorded(self, key: str, record: OrderRecord) -> int:
+        """A replica wrote ``record`` at ``key``: learn its venue order id, and apply at once
+        the updates that waited for the record to be done or for that id (see the module);
+        returns how many were published."""
+        if not (record.tracking and record.phase == "done"):
+            return 0
+        venue, account, client_order_id = key.split(".", 2)
+        bases = [key]
+        if record.venue_order_id:
+            self.learn(venue, account, record.venue_order_id, client_order_id)
+            bases.append(f"{venue}.{account}.#{record.venue_order_id}")
+        now = time.monotonic()
+        waiting = []
+        for base in bases:
+            for early in self._waiting.pop(base, ()):
+                held = self._early.get(early)
+                if held is not None and held[1] <= now:  # a total waiting for its fills keeps waiting
+                    del self._early[early]
+                    waiting.append(held)
+        published = 0
+        for _, _, venue, account, update in sorted(waiting, key=lambda h: h[4].ts_event):
+            published += await self.apply(venue, account, update)
+        return published
 
     async def record(self, key: str, record: OrderRecord, revision: int, update: OrderUpdate,
                      source: Source) -> bool | None:
@@ -144,15 +178,22 @@ class OrderChanges:
         log.warning("order record kept changing; update left to the next poll", key=key)
         return False
 
-    def _hold(self, key: str, venue: str, account: str, update: OrderUpdate, wait: bool = False) -> None:
+    def _hold(self, base: str, venue: str, account: str, update: OrderUpdate, wait: bool = False) -> None:
+        """Keep ``update`` under ``base`` (a record key, or a venue order id's) for later."""
         now = time.monotonic()
+        key = base
         kept = self._early.get(key)
-        if kept is not None and update.cumulative and kept[4].cumulative and update.filled_quantity < kept[4].filled_quantity:
-            return  # an older total than the one held
-        if kept is not None and not (update.cumulative and kept[4].cumulative):
-            key = f"{key}@{update.trade_id or id(update)}"  # separate fills wait side by side
-            kept = self._early.get(key)
+        if kept is not None:
+            if _total_only(update) and _total_only(kept[4]):
+                if update.filled_quantity < kept[4].filled_quantity:
+                    return  # an older total than the one held
+            else:  # fills (and a fill and a total) wait side by side, each to be published
+                key = f"{key}@{update.trade_id or id(update)}"
+                kept = self._early.get(key)
         self._early[key] = (kept[0] if kept else now, now + HOLD_S if wait else 0.0, venue, account, update)
+        if base not in self._waiting and len(self._waiting) >= MAX_WAITING:
+            del self._waiting[next(iter(self._waiting))]  # its updates still wait for the next round
+        self._waiting.setdefault(base, {})[key] = None
 
     async def apply_early(self) -> int:
         """Apply the updates that were waiting (see the module); returns how many were
@@ -168,3 +209,8 @@ class OrderChanges:
             if now - since <= EARLY_TTL_S:
                 published += await self.apply(venue, account, update, held=True)
         return published
+
+
+def _total_only(update: OrderUpdate) -> bool:
+    """An order's totals that name no fill (a newer one supersedes it while both wait)."""
+    return update.cumulative and update.trade_id is None

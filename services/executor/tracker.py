@@ -63,6 +63,8 @@ class OrderTracker:
         self.streams = OrderStreams(worker.gateway, self.changes, poll_only=poll_only)
         self._next_poll: dict[tuple[str, str], float] = {}
         """(venue, account) -> monotonic time before which its orders are not polled again."""
+        self._follower: asyncio.Task[None] | None = None
+        """While leading: the watch of the order records (see :meth:`_follow_records`)."""
 
     async def _hold_lease(self) -> bool:
         key = "executor.tracker.lease"
@@ -89,8 +91,11 @@ class OrderTracker:
             while not stop.is_set():
                 try:
                     if await self._hold_lease():
+                        if self._follower is None or self._follower.done():
+                            self._follower = asyncio.create_task(self._follow_records())
                         await self.poll_once()
                     else:
+                        await self._stop_following()
                         await self.streams.close()  # another replica leads now
                 except Exception as e:  # keep tracking through transient bus or venue trouble
                     log.warning("tracking round failed", error=repr(e))
@@ -99,7 +104,37 @@ class OrderTracker:
                 except asyncio.TimeoutError:
                     pass
         finally:
+            await self._stop_following()
             await self.streams.close()
+
+    async def _follow_records(self) -> None:
+        """Every record a replica writes, as it is written: a stream update that came before
+        the record was done, or that names only the venue's order id (Bitfinex, OKX, Kraken),
+        is applied then, not at the next round. Ends on a bus error; the next round starts
+        it again."""
+        watcher = await self.states.kv.watchall(ignore_deletes=True)
+        try:
+            async for entry in watcher:
+                if entry is None or not entry.value:
+                    continue
+                try:
+                    record = msgspec.json.decode(entry.value, type=OrderRecord)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    continue
+                self.published += await self.changes.recorded(entry.key, record)
+        except Exception as e:  # noqa: BLE001 - logged; the tracker's next round restarts the watch
+            log.info("order record watch ended", error=repr(e))
+        finally:
+            try:
+                await asyncio.shield(watcher.stop())
+            except Exception:  # noqa: BLE001 - the connection is gone; so is the watch
+                pass
+
+    async def _stop_following(self) -> None:
+        task, self._follower = self._follower, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def poll_once(self) -> int:
         """One pass over the open orders: streams for the accounts that have one, a poll of

@@ -75,7 +75,8 @@ class EventLog:
         try:
             await asyncio.wait_for(until(), timeout)
         except asyncio.TimeoutError:
-            raise AssertionError(f"condition not reached; {len(self.events)} events so far") from None
+            last = "; ".join(f"{e.client_order_id} {e.status} {e.filled_quantity}" for e in self.events[-10:])
+            raise AssertionError(f"condition not reached; {len(self.events)} events so far, the last: {last}") from None
         return list(self.events)
 
     async def stop(self) -> None:

@@ -23,6 +23,7 @@ import nats
 import pytest
 
 import schemas
+from schemas.queries import OrderBookQuery
 from services.executor import order_streams
 from services.executor.credentials import simulator_credentials
 from services.executor.service import ExecutorReplica
@@ -177,3 +178,44 @@ async def test_a_stream_dropped_between_partial_fills_loses_and_repeats_no_fill(
     assert_each_fill_once(events, cid, venue, venue_fills(sim, venue, cid), qty, exact=has_history)
     if has_history:
         assert published["trades"] == 2, published  # the two missed fills, each with its trade id
+
+
+LONG_ID = "0" * 14
+BY_VENUE_ID = [venue for venue in VENUES if rest_adapter(venue).venue_client_order_id(f"order-{LONG_ID}") != f"order-{LONG_ID}"]
+"""Venues whose stream names exbus's orders only by a hash of the client id: updates are
+matched by the venue's order id, which the placing replica records."""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("venue", BY_VENUE_ID)
+async def test_a_fill_naming_only_the_venue_id_is_published_without_waiting_for_a_round(
+        venue: str, nats_url: str, bus: Any, event_log: EventLog, sim: Simulator) -> None:
+    """The tracker's rounds are an hour apart once the stream runs: an order that fills as it
+    is placed (its fill pushed before the placing replica recorded the order) and one that
+    rests and fills later are both published from the stream, each fill with its trade id
+    and fee, through the tracker's watch of the order records. (Long client ids with a dash:
+    Kraken and OKX are sent a hash of those, Bitfinex of every id.)"""
+    symbol = MARKET[venue][0]
+    async with HttpTransport() as http, replica(nats_url, sim) as executor:
+        taker = Taker(venue, sim, http)
+        js = bus.jetstream()
+        qty, bid_size = await rest_bid(venue, sim, event_log, executor, js, taker, f"{venue}-keep1-{LONG_ID}")  # starts the stream
+        executor.tracker.interval_s = 3600.0
+        await asyncio.sleep(0.5)  # the round under way ends; the next is an hour away
+        book = await taker.call("orderbook", OrderBookQuery(symbol=symbol, depth=5))
+        through = next(a.price for n, a in enumerate(book.asks) if sum(x.size for x in book.asks[:n + 1]) >= qty)
+        await publish(js, place(venue, f"{venue}-take1-{LONG_ID}", "buy", qty, through))  # fills as placed
+        await publish(js, place(venue, f"{venue}-rest1-{LONG_ID}", "buy", qty, book.bids[0].price))
+        await event_log.wait(lambda ev: ("accepted", 0) in history(ev, f"{venue}-rest1-{LONG_ID}"))
+        cids = (f"{venue}-keep1-{LONG_ID}", f"{venue}-take1-{LONG_ID}", f"{venue}-rest1-{LONG_ID}")
+        await taker.sell(symbol, bid_size + qty)  # the recorded bid, then keep1
+        await event_log.wait(lambda ev: ("filled", qty) in history(ev, cids[0]), timeout=20)
+        await taker.sell(symbol, qty)  # rest1
+        events = await event_log.wait(lambda ev: all(("filled", qty) in history(ev, cid) for cid in cids), timeout=20)
+        published = dict(executor.tracker.changes.published)
+    fills = {cid: venue_fills(sim, venue, cid) for cid in cids}
+    assert published == {"stream": sum(len(f) for f in fills.values())}, published
+    for cid in cids:
+        steps = history(events, cid)
+        assert steps[0] == ("accepted", 0) and steps[-1] == ("filled", qty), steps
+        assert_each_fill_once(events, cid, venue, fills[cid], qty)
