@@ -26,7 +26,7 @@ from schemas.queries import BalanceQuery, OrderBookQuery, OrderBookReply
 from services.bus.rates import SubjectRates
 from services.bus.tail import format_line
 from services.config import Config
-from services.executor.client import OrderClient
+from services.executor.client import FINAL, OrderClient
 
 DEMO_MARKETS: dict[str, tuple[str, Decimal]] = {
     "binance": ("NKN-USDT", Decimal("100")),
@@ -132,7 +132,7 @@ async def sample_strategy(system: Any, nc: Any, out: TextIO, stop: asyncio.Event
         await place_and_cancel(client, out, venue, show_duplicate=i == 0)
     buy = PlaceOrder(command_id=f"demo-upbit-{_run}", venue="upbit", account="demo", symbol="WAVES-KRW",
                      client_order_id=f"demo-upbit-{_run}", side="buy", order_type="market", quote_quantity=Decimal("10000"))
-    print(f"strategy: market buy 10000 KRW of WAVES on upbit -> {_event_line(await client.submit(buy))}", file=out)
+    print(f"strategy: market buy 10000 KRW of WAVES on upbit -> {_event_line(await client.submit(buy, until=FINAL))}", file=out)
     balance = await client.query("upbit", "demo", BalanceQuery())
     shown = ", ".join(f"{b.asset} {b.free}" for b in getattr(balance, "balances", [])[:4])
     print(f"strategy: upbit balances: {shown}", file=out)

@@ -38,6 +38,9 @@ def new_client_order_id(prefix: str = "x") -> str:
     return f"{prefix}{_base36(time.time_ns())}{_base36(secrets.randbits(40)).rjust(8, '0')}"
 
 OUTCOMES = frozenset({"accepted", "partially_filled", "filled", "canceled", "expired", "rejected", "failed"})
+"""The statuses that end a command."""
+FINAL = frozenset({"filled", "canceled", "expired", "rejected", "failed"})
+"""The statuses that end an order (a market order's command ends ``accepted``; its fills follow)."""
 
 
 class OrderClient:
@@ -47,15 +50,17 @@ class OrderClient:
         self.nc = nc
         self.js = nc.jetstream()
 
-    async def submit(self, command: PlaceOrder | CancelOrder, timeout_s: float = 30.0) -> OrderEvent:
+    async def submit(self, command: PlaceOrder | CancelOrder, timeout_s: float = 30.0,
+                     until: frozenset[str] = OUTCOMES) -> OrderEvent:
         """Publish ``command`` (de-duplicated by its command id) and return the event that
-        ends it; raises TimeoutError if none arrives in time."""
+        ends it (``until=FINAL``: the event that ends its order); raises TimeoutError if none
+        arrives in time."""
         subject = subjects.orders_event(command.venue, command.account, command.client_order_id)
         outcome: asyncio.Future[OrderEvent] = asyncio.get_running_loop().create_future()
 
         async def on_event(msg: Any) -> None:
             event = schemas.decode(msg.data, OrderEvent)
-            if event.command_id == command.command_id and event.status in OUTCOMES and not outcome.done():
+            if event.command_id == command.command_id and event.status in until and not outcome.done():
                 outcome.set_result(event)
 
         sub = await self.nc.subscribe(subject, cb=on_event)

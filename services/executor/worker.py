@@ -315,7 +315,13 @@ class CommandWorker:
         raise Retry(2.0, "the venue would not tell the order's status", "outcome_unknown")
 
     def _outcome(self, cmd: PlaceOrder, info: OrderInfo | CancelAccepted) -> OrderEvent:
+        """The command's terminal event. An order the venue filled (in part) as it took it ends
+        the command ``accepted``: its fills come next as events of their own, each with its
+        trade id and fee, from the private stream or the trade history the tracker follows
+        (the reply to a place request names totals, not fills)."""
         assert isinstance(info, OrderInfo)
+        if info.state in ("filled", "partially_filled") and info.filled_quantity > 0:
+            info = msgspec.structs.replace(info, state="open", filled_quantity=Decimal(0), average_price=None)
         return event_for(cmd, STATUS_OF_STATE[info.state], info=info,
                          error="invalid_order" if info.state == "rejected" else None,
                          reason="the venue rejected the order" if info.state == "rejected" else None)

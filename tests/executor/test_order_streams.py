@@ -365,8 +365,9 @@ async def test_while_the_stream_is_down_polls_follow_and_a_reconnect_reconciles(
 async def test_an_order_the_stream_saw_from_its_start_is_never_polled_and_its_fills_publish_once(
         nats_url: str, bus: Any, event_log: EventLog, sim: Simulator) -> None:
     """A buy that crosses the ask fills partly on arrival: the placement's answer and the
-    stream both report that fill (in either order); it is published once, by the command's
-    outcome, and the stream, which reported the order's beginning, carries the rest."""
+    stream both report that fill (in either order). The command ends ``accepted``; the
+    stream, which reported the order from its beginning, publishes that fill once, with its
+    trade id and fee, and then the rest."""
     async with HttpTransport() as http, replica(nats_url, sim) as executor:
         market = Venue("binance", sim.binance_url, http)
         book = await market.call("orderbook", OrderBookQuery(symbol="NKN-USDT", depth=5), None)
@@ -380,7 +381,9 @@ async def test_an_order_the_stream_saw_from_its_start_is_never_polled_and_its_fi
         await market.take("NKN-USDT", "1000", 7)  # the rest of cross-1 is the best bid now
         events = await event_log.wait(lambda ev: ("filled", ask.size + 1000) in statuses(ev, "cross-1"))
         assert status_polls(sim) == 0
-        assert await published_by(executor, Counter(stream=1)) == Counter(stream=1)
-    assert statuses(events, "cross-1") == [("partially_filled", ask.size), ("filled", ask.size + 1000)]
-    assert [e.command_id for e in events if e.client_order_id == "cross-1"] == ["cross-1", "cross-1"]
+        assert await published_by(executor, Counter(stream=2)) == Counter(stream=2)
+    assert statuses(events, "cross-1") == [("accepted", 0), ("partially_filled", ask.size), ("filled", ask.size + 1000)]
+    mine = [e for e in events if e.client_order_id == "cross-1"]
+    assert [e.command_id for e in mine] == ["cross-1"] * 3
+    assert [e.last_fill_quantity for e in mine[1:]] == [ask.size, 1000] and all(e.trade_id and e.fee is not None for e in mine[1:])
     assert_no_duplicates(events)
