@@ -3,9 +3,12 @@ the ``OrderEvent`` a subscriber sees on ``orders.events.<venue>.>``.
 
 Real processes: nats-server (embedded, a fresh one per venue), the simulator (`exbus sim`,
 limits lifted), one executor replica (`exbus execute`; its tracker leads and runs the
-private streams). Per venue and round: a limit buy of the demo account at the best bid,
-given a second for the stream to follow it; then the taker account sells the bid's size
-plus the order's quantity at market, which fills the order in one fill. The simulator logs
+private streams). Per venue and round: a limit buy of the demo account one price step
+above the best bid (the smallest gap between the book's levels), alone at the top of the
+book; given a second for the stream to follow it, the taker account sells the order's
+quantity at market, which fills it in one fill and leaves the recorded book as it was (so
+any number of rounds fit in the book and the taker's balance). Where the spread is one step,
+the taker first sells the best bid level once to open a gap. The simulator logs
 when it pushed the fill (``GET /__sim/pushes``, wall clock); the subscriber notes when the
 ``filled`` event arrived (same machine, same clock). Latency = arrival - push.
 
@@ -68,9 +71,21 @@ class Venue:
             raise result
         return result
 
-    async def best_bid(self, symbol: str) -> tuple[Decimal, Decimal]:
-        book = await self.call("orderbook", OrderBookQuery(symbol=symbol, depth=5))
-        return book.bids[0].price, book.bids[0].size
+    async def book(self, symbol: str) -> Any:
+        return await self.call("orderbook", OrderBookQuery(symbol=symbol, depth=20))
+
+    async def top_price(self, symbol: str) -> Decimal:
+        """A buy price alone at the top of the book, below the best ask: one step (the
+        smallest gap between adjacent levels, a multiple of the tick) above the best bid;
+        where the spread is one step, the best bid level is sold first to open the gap."""
+        book = await self.book(symbol)
+        step = min(abs(a.price - b.price) for side in (book.bids, book.asks) for a, b in zip(side, side[1:]))
+        if book.bids[0].price + step >= book.asks[0].price:
+            await self.sell(symbol, book.bids[0].size)
+            book = await self.book(symbol)
+        price = book.bids[0].price + step
+        assert price < book.asks[0].price, (price, book.asks[0].price)
+        return price
 
     async def sell(self, symbol: str, quantity: Decimal) -> None:
         self.n += 1
@@ -104,14 +119,14 @@ async def venue_run(venue: str, rounds: int, *, bench: Bench, workdir: Path, nat
         async with HttpTransport() as http:
             market = Venue(venue, url, http)
             for i in range(rounds + 3):  # the first three warm up connections, leases, the stream
-                bid, size = await market.best_bid(symbol)
+                price = await market.top_price(symbol)
                 cid = f"push{venue}{i}"
                 await bench.submit(PlaceOrder(command_id=cid, venue=venue, account="demo", symbol=symbol,  # type: ignore[arg-type]
                                               client_order_id=cid, side="buy", order_type="limit",
-                                              quantity=quantity, price=bid))
+                                              quantity=quantity, price=price))
                 await bench.until_done([cid], timeout_s=60)
                 await asyncio.sleep(FOLLOW_S)
-                await market.sell(symbol, size + quantity)
+                await market.sell(symbol, quantity)
                 deadline = time.monotonic() + 10
                 while cid not in arrived and time.monotonic() < deadline:
                     await asyncio.sleep(0.005)
