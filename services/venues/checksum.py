@@ -6,8 +6,8 @@ side, and how the level texts are joined) and computes it two ways:
 
 - called with the levels best first (``(price, size)`` Decimals, as received: Decimal
   keeps the wire precision, which the checksums depend on), from scratch;
-- ``of_book`` from an :class:`~services.venues.book.OrderBook` and a per-book
-  :class:`LevelTexts`: the text of a level is computed when its
+- ``of_book`` from a :class:`VersionedBook` (services.venues.book.OrderBook is one; this
+  module does not import it) and a per-book :class:`LevelTexts`: the text of a level is computed when its
   :class:`~schemas.market.PriceLevel` object enters the side's best levels, and reused
   while that same object stays among them (a level object never changes: frozen), so
   a reused text is exactly the text of its level; a side whose version is unchanged,
@@ -19,16 +19,25 @@ from __future__ import annotations
 import zlib
 from decimal import Decimal
 from operator import is_
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from schemas.market import PriceLevel
-
-if TYPE_CHECKING:
-    from services.venues.book import OrderBook
 
 Level = tuple[Decimal, Decimal]
 LevelText = Callable[[Decimal, Decimal], str]
 Join = Callable[[list[str]], Any]
+
+
+class VersionedBook(Protocol):
+    """What ``BookChecksum.of_book`` reads of a book: each side's best levels and a version
+    that changes whenever that side does."""
+
+    @property
+    def bid_version(self) -> int: ...
+    @property
+    def ask_version(self) -> int: ...
+    def bid_levels(self, n: int) -> Sequence[PriceLevel]: ...
+    def ask_levels(self, n: int) -> Sequence[PriceLevel]: ...
 
 
 def crc32_signed(text: str) -> int:
@@ -125,7 +134,7 @@ class BookChecksum:
         return self.combine(self.bid_join([self.bid_text(p, q) for p, q in bids[:n]]),
                             self.ask_join([self.ask_text(p, q) for p, q in asks[:n]]))
 
-    def of_book(self, book: OrderBook, depth: int, cache: LevelTexts) -> int:
+    def of_book(self, book: VersionedBook, depth: int, cache: LevelTexts) -> int:
         """The checksum of an order book's best ``depth`` (at most ``self.depth``) levels,
         reusing the texts in ``cache`` (one per book) of the levels and sides it has seen."""
         n = depth if depth < self.depth else self.depth

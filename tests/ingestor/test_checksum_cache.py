@@ -34,3 +34,16 @@ def test_cached_checksum_equals_fresh_checksum(updates, venue, depth):
             book.apply(bids, asks)
         book.truncate(depth + 1)
         assert fn.of_book(book, depth, cache) == fn(book.top_bids(depth), book.top_asks(depth))
+
+
+def test_checksum_does_not_depend_on_the_book_module() -> None:
+    """book.py uses checksum.py, never the other way round (checksum.py reads any VersionedBook)."""
+    import ast
+    from pathlib import Path
+
+    import services.venues.checksum as checksum
+
+    tree = ast.parse(Path(checksum.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "services.venues.book" not in imported and "services.venues" not in imported, imported
