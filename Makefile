@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test schema bench-ingest bench-sim bench-vault bench-exec bench-venues bench-streams bench-failover clean
+.PHONY: demo test schema bench-ingest bench-sim bench-vault bench-exec bench-venues bench-streams bench-failover bench-takeover clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-streams: $(VENV)/.installed-test
 
 bench-failover: $(VENV)/.installed-test
 	$(BIN)/python bench/cluster_failover.py
+
+# two ingestor processes sharing replayed feeds; the owner of one is killed, repeatedly
+bench-takeover: $(VENV)/.installed-test
+	$(BIN)/python bench/ingest_takeover.py --out bench/results/ingest_takeover.json
 
 clean:
 	rm -rf $(VENV) $(CF_VENV) .exbus .pytest_cache

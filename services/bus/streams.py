@@ -8,7 +8,7 @@ Streams:
 - VAULT_AUDIT: ``vault.audit``, long retention.
 - MD: ``md.>``, only when market-data capture is enabled.
 KV buckets: ``orders`` (order state, TTL), ``ratelimits`` (lease state), ``vault``
-(ciphertext, a few versions of history).
+(ciphertext, a few versions of history), ``feeds`` (the ingestor processes' feed leases).
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ MD = "MD"
 
 KV_ORDERS = "orders"
 KV_RATELIMITS = "ratelimits"
+KV_FEEDS = "feeds"
+FEEDS_TTL_S = 300.0
+"""Keys of members and leases nobody renews (a process gone for good) vanish after this."""
 KV_VAULT = "vault"
 
 _IN_USE_WITH_DIFFERENT_CONFIG = 10058
@@ -84,6 +87,8 @@ def bucket_configs(settings: StreamSettings) -> list[KeyValueConfig]:
                        description="rate-limit lease state shared by all executors"),
         KeyValueConfig(bucket=KV_VAULT, history=10, replicas=r, storage=StorageType.FILE,
                        description="vault ciphertext"),
+        KeyValueConfig(bucket=KV_FEEDS, history=1, ttl=FEEDS_TTL_S, replicas=r, storage=StorageType.FILE,
+                       description="market-data feed leases shared by the ingestor processes"),
     ]
 
 

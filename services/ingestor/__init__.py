@@ -9,6 +9,8 @@ Modules, outside in:
 - ``commands``: ``exbus ingest``, ``exbus record``, ``exbus replay``;
 - ``service``: ``run_ingestor(nc, config, stop)``, the Ingestor (publishing, REST
   resync and trade backfill under a rate budget per venue);
+- ``ownership``: feeds shared by several processes through KV leases (one owner per
+  feed, handover, takeover of a dead owner's feeds, fencing);
 - ``transport``: the one WebSocket transport (websockets): reconnect with backoff and
   jitter, keep-alive, watchdog;
 - ``feed``: a venue's feed without I/O: connections by stream limit, books, statuses;

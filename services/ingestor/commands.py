@@ -73,13 +73,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         from services.observability.catalog import INGESTOR
         from services.observability.runtime import Observability
 
+        shared: list[Any] = []  # the feed ownership, when the feeds are shared
+
         def subscribed() -> bool:
+            """Ready when the feeds this process runs are subscribed (shared: the ones it owns)."""
+            if shared:
+                return shared[0].problem is None and INGESTOR.feeds_subscribed(
+                    shared[0].venue_of(f) for f in shared[0].owned)
             return INGESTOR.feeds_subscribed(s.venue for s in specs)
 
         async with Bus(config, name="exbus-ingest") as bus, \
                 Observability("ingestor", config.observability, ready=subscribed) as observability:
             await observability.register(bus.nc)
-            await run_ingestor(bus.nc, target, stop)
+            await run_ingestor(bus.nc, target, stop, share=config.ingestor, on_ownership=shared.append,
+                               backoff=(config.ingestor.reconnect_initial_s, config.ingestor.reconnect_max_s))
         return 0
 
     return run_until_signal(main)

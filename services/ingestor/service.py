@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import msgspec
 
@@ -29,6 +29,9 @@ from services.ingestor.transport import Backoff, Tap, WsConnection
 from services.logs import get_logger
 from services.observability.catalog import INGESTOR as METRICS
 from services.venues.wsbase import WsAdapter, ws_adapter
+
+if TYPE_CHECKING:
+    from services.ingestor.ownership import FeedOwnership
 
 log = get_logger("ingestor")
 
@@ -50,9 +53,19 @@ def specs_from_settings(settings: IngestorSettings) -> list[FeedSpec]:
     """The feeds an ``[ingestor]`` config section asks for."""
     return [
         FeedSpec(venue=venue, symbols=f.symbols, channels=f.channels, url=f.url, rest_url=f.rest_url,
-                 max_streams_per_connection=f.max_streams_per_connection)
+                 max_streams_per_connection=f.max_streams_per_connection,
+                 prepare=_with_depth(f.book_depth) if f.book_depth else None)
         for venue, f in settings.venues.items()
     ]
+
+
+def _with_depth(depth: int) -> Callable[[WsAdapter], None]:
+    def prepare(adapter: WsAdapter) -> None:
+        if adapter.book_depth is None:
+            raise ValueError(f"{adapter.venue}: book_depth is not a setting of this venue")
+        adapter.book_depth = depth  # type: ignore[misc]
+
+    return prepare
 
 
 def check_specs(specs: list[FeedSpec]) -> None:
@@ -92,8 +105,12 @@ class Publisher:
     raised by the next ``publish``; ``flush`` sends what is queued and waits for the server.
     """
 
-    def __init__(self, nc: Any) -> None:
+    def __init__(self, nc: Any, may_publish: Callable[[], bool] | None = None) -> None:
         self.nc = nc
+        self.may_publish = may_publish
+        """None, or whether messages may go out now (a shared feed's lease: services.ingestor.ownership)."""
+        self.fenced = 0
+        """Messages dropped because ``may_publish`` said no."""
         self.published: Counter[tuple[str, str]] = Counter()
         self._routes: dict[tuple[type, str, str | None], tuple[str, tuple[str, str], Any]] = {}
         self._batch: list[tuple[str, bytes]] = []
@@ -121,6 +138,9 @@ class Publisher:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+        if self.may_publish is not None and not self.may_publish():
+            self.fenced += sum(1 for _ in messages)
+            return
         published, routes, route_of = self.published, self._routes, self._route
         batch, size = self._batch, 0
         for m in messages:
@@ -177,9 +197,10 @@ class Ingestor:
         measure_latency: bool = False,
         snapshot_attempts: int | None = 5,
         stale_after_s: float | None = None,
+        may_publish: Callable[[], bool] | None = None,
     ) -> None:
         self.stop = stop
-        self.publisher = Publisher(nc)
+        self.publisher = Publisher(nc, may_publish)
         self.rest = RestSnapshots(base_urls={s.venue: s.rest_url for s in specs if s.rest_url}, tap=tap)
         self.snapshots = snapshots or self.rest
         self.snapshot_attempts = snapshot_attempts
@@ -308,23 +329,78 @@ class Ingestor:
         self.apply(venue, feed.on_trades_backfill(symbol, since_ns, until_ns, trades))
 
 
+def feed_units(specs: list[FeedSpec], symbols_per_feed: int = 0) -> dict[str, FeedSpec]:
+    """The feeds the processes share: ``<venue>.<n>`` -> its spec (a venue's symbols, or
+    groups of ``symbols_per_feed`` of them, in the configured order)."""
+    units: dict[str, FeedSpec] = {}
+    for spec in specs:
+        if spec.venue in {u.venue for u in units.values()}:
+            raise ValueError(f"{spec.venue}: configured twice")
+        size = symbols_per_feed or len(spec.symbols)
+        for n, start in enumerate(range(0, len(spec.symbols), size)):
+            units[f"{spec.venue}.{n}"] = msgspec.structs.replace(spec, symbols=spec.symbols[start:start + size])
+    return units
+
+
+async def run_shared(nc: Any, specs: list[FeedSpec], stop: asyncio.Event, settings: IngestorSettings, *,
+                     on_ownership: Callable[["FeedOwnership"], None] | None = None, **options: Any) -> "FeedOwnership":
+    """Run this process's share of the feeds (services.ingestor.ownership) until ``stop``;
+    returns the ownership (what it took over, its state). ``on_ownership`` gets it first
+    (readiness: the feeds this process owns)."""
+    from services.ingestor.ownership import FeedOwnership, feeds_bucket
+
+    units = feed_units(specs, settings.symbols_per_feed)
+    kv = await feeds_bucket(nc.jetstream())
+
+    async def run_feed(feed_id: str, feed_stop: asyncio.Event, may_publish: Callable[[], bool]) -> None:
+        either = asyncio.Event()
+        relay = [asyncio.create_task(e.wait()) for e in (stop, feed_stop)]
+        for task in relay:
+            task.add_done_callback(lambda _t: either.set())
+        try:
+            await Ingestor(nc, [units[feed_id]], either, may_publish=may_publish, **options).run()
+        finally:
+            for task in relay:
+                task.cancel()
+
+    described = "\n".join(f"{f} {u.symbols} {sorted(u.channels)} {u.url}" for f, u in sorted(units.items()))
+    ownership = FeedOwnership(kv, nc, list(units), run_feed, venue_of=lambda f: units[f].venue,
+                              symbols_of=lambda f: units[f].symbols, lease_s=settings.lease_s, digest_extra=described,
+                              member_id=settings.member_id or None)
+    if on_ownership is not None:
+        on_ownership(ownership)
+    log.info("sharing feeds", member=ownership.id, feeds=len(units), lease_s=settings.lease_s)
+    await ownership.run(stop)
+    return ownership
+
+
 async def run_ingestor(
-    nc: Any, config: Config | IngestorSettings | list[FeedSpec], stop: asyncio.Event, **options: Any,
+    nc: Any, config: Config | IngestorSettings | list[FeedSpec], stop: asyncio.Event, *,
+    share: IngestorSettings | None = None, on_ownership: Callable[["FeedOwnership"], None] | None = None,
+    **options: Any,
 ) -> dict[str, FeedStats]:
     """Run the ingestor on connection ``nc`` until ``stop``: every venue of ``config``
-    (its ``[ingestor]`` section, or explicit specs). ``options`` go to :class:`Ingestor`."""
+    (its ``[ingestor]`` section, or explicit specs). ``options`` go to :class:`Ingestor`.
+    With ``share`` (or a config whose ``share_feeds`` is set), this process runs only its
+    share of the feeds (:func:`run_shared`), and no stats are returned."""
     if isinstance(config, Config):
         config = config.ingestor
     if isinstance(config, IngestorSettings):
         options.setdefault("backoff", (config.reconnect_initial_s, config.reconnect_max_s))
         specs = specs_from_settings(config)
+        if config.share_feeds and share is None:
+            share = config
     else:
         specs = config
     if not specs:
         log.info("ingestor: no venues configured")
         await stop.wait()
         return {}
+    if share is not None and share.share_feeds:
+        await run_shared(nc, specs, stop, share, on_ownership=on_ownership, **options)
+        return {}
     return await Ingestor(nc, specs, stop, **options).run()
 
 
-__all__ = ["FeedSettings", "FeedSpec", "Ingestor", "IngestorSettings", "Publisher", "run_ingestor", "specs_from_settings"]
+__all__ = ["FeedSettings", "FeedSpec", "Ingestor", "IngestorSettings", "Publisher", "feed_units", "run_ingestor",
+           "run_shared", "specs_from_settings"]

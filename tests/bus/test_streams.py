@@ -8,7 +8,7 @@ import pytest
 from nats.js.api import RetentionPolicy
 
 from services.bus.streams import (
-    KV_ORDERS, KV_RATELIMITS, KV_VAULT, MD, ORDER_EVENTS, ORDERS, ORDERS_DEADLETTER, VAULT_AUDIT,
+    KV_FEEDS, KV_ORDERS, KV_RATELIMITS, KV_VAULT, MD, ORDER_EVENTS, ORDERS, ORDERS_DEADLETTER, VAULT_AUDIT,
     ensure_streams,
 )
 from services.config import StreamSettings
@@ -24,7 +24,7 @@ async def js(nats_url: str):
 async def test_creates_everything_then_is_idempotent(js) -> None:
     settings = StreamSettings()
     first = await ensure_streams(js, settings)
-    assert sorted(first.created) == sorted([ORDERS, ORDER_EVENTS, ORDERS_DEADLETTER, VAULT_AUDIT, KV_ORDERS, KV_RATELIMITS, KV_VAULT])
+    assert sorted(first.created) == sorted([ORDERS, ORDER_EVENTS, ORDERS_DEADLETTER, VAULT_AUDIT, KV_ORDERS, KV_RATELIMITS, KV_VAULT, KV_FEEDS])
     second = await ensure_streams(js, settings)
     assert second.created == [] and second.updated == []
     assert sorted(second.unchanged) == sorted(first.created)

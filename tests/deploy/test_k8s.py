@@ -62,7 +62,7 @@ def test_deployments_hpa_and_services() -> None:
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "exbus-executor"}
     assert hpa["spec"]["minReplicas"] >= 2
     assert "replicas" not in deployments["exbus-executor"]["spec"]  # the HPA owns the count
-    assert deployments["exbus-ingestor"]["spec"]["replicas"] == 1  # two would publish everything twice
+    assert deployments["exbus-ingestor"]["spec"]["replicas"] == 2  # sharing the feeds through KV leases
     services = objects("Service")
     for service in DEFAULT_PORTS:
         selector = services[f"exbus-{service}-metrics"]["spec"]["selector"]

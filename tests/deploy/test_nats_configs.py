@@ -64,7 +64,7 @@ async def test_single_server_streams_and_buckets_have_one_replica(tmp_path: Path
             js = nc.jetstream()
             await ensure_streams(js, StreamSettings(md_capture=True))
             replicas = await replicas_of_everything(js)
-            assert len(replicas) == 8 and set(replicas.values()) == {1}
+            assert len(replicas) == 9 and set(replicas.values()) == {1}
         finally:
             await nc.close()
 
@@ -85,7 +85,7 @@ async def test_three_node_cluster_runs_every_stream_and_bucket_at_three_replicas
         await wait_for_jetstream(js)
         await ensure_streams(js, StreamSettings(replicas=3, md_capture=True))
         replicas = await replicas_of_everything(js)
-        assert len(replicas) == 8 and set(replicas.values()) == {3}
+        assert len(replicas) == 9 and set(replicas.values()) == {3}
         info = await js.stream_info("ORDERS")
         assert info.cluster.name == "exbus"
         assert {info.cluster.leader, *(p.name for p in info.cluster.replicas)} == {"nats-1", "nats-2", "nats-3"}
