@@ -61,6 +61,7 @@ bench-failover: $(VENV)/.installed-test
 # two ingestor processes sharing replayed feeds; the owner of one is killed, repeatedly
 bench-takeover: $(VENV)/.installed-test
 	$(BIN)/python bench/ingest_takeover.py --out bench/results/ingest_takeover.json
+	$(BIN)/python bench/ingest_takeover.py --standby --out bench/results/ingest_takeover_standby.json
 
 clean:
 	rm -rf $(VENV) $(CF_VENV) .exbus .pytest_cache

@@ -8,7 +8,10 @@ Per kill:
 - detected: the kill -> the new owner's ``gap`` status naming the takeover (the lease
   period plus one tick at most).
 
-    .venv/bin/python bench/ingest_takeover.py [--kills 10] [--lease 1.0] [--out bench/results/ingest_takeover.json]
+    .venv/bin/python bench/ingest_takeover.py [--kills 10] [--lease 1.0] [--standby] [--out FILE]
+
+``make bench-takeover`` runs it cold and with a warm standby (``ingest_takeover.json``,
+``ingest_takeover_standby.json``).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ async def main(args: argparse.Namespace) -> dict:
         await market.start(nc)
         async with Replays(DATA) as replays:
             config = workdir / "exbus.toml"
-            config.write_text(replays.config(lease_s=args.lease))
+            config.write_text(replays.config(lease_s=args.lease, standby=args.standby))
             processes = {n: await IngestProcess(n, workdir, config, server.url).start() for n in ("ingest-a", "ingest-b")}
             try:
                 for k in range(args.kills):
@@ -66,6 +69,9 @@ async def main(args: argparse.Namespace) -> dict:
                     await asyncio.sleep(1.0)
                     victim = await owner_of(kv, "kraken.0")
                     assert victim in processes, victim
+                    if args.standby:
+                        survivor = next(n for n in processes if n != victim)
+                        await until(lambda: processes[survivor].warm("kraken.0"), 30, "the standby warm")
                     killed_at = time.monotonic()
                     await processes[victim].kill()
                     await until(lambda: market.takeovers("kraken", killed_at), 20, "takeover")
@@ -87,7 +93,8 @@ async def main(args: argparse.Namespace) -> dict:
     gaps = [k["gap_s"] for k in kills]
     detected = [k["detected_s"] for k in kills]
     return {"benchmark": "ingest_takeover", "python": platform.python_version(), "cpus": os.cpu_count(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "lease_s": args.lease, "kills": len(kills),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "lease_s": args.lease, "standby": args.standby,
+            "kills": len(kills),
             "method": "two exbus ingest processes sharing looping Kraken and Bitfinex replays (300 frames/s each); "
                       "SIGKILL of the Kraken feed's owner; gap = last Kraken message of the killed owner -> first of the new one",
             "gap_s": {"p50": pct(gaps, 50), "max": max(gaps)}, "takeover_status_s": {"p50": pct(detected, 50), "max": max(detected)},
@@ -98,6 +105,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--lease", type=float, default=1.0)
+    parser.add_argument("--standby", action="store_true", help="the other process keeps the feeds warm")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ingest_takeover.json")
     args = parser.parse_args()
     result = asyncio.run(main(args))

@@ -207,6 +207,15 @@ class Feed:
             actions.publish.append(self._status("stale", self.clock(), reason=f"no frame for {quiet_s:.0f}s on {self._describe(c)}"))
         return actions
 
+    def current_books(self) -> Actions:
+        """Every synced book as it stands, as a BookSnapshot (a warm standby starting to
+        publish: services.ingestor.ownership)."""
+        actions = Actions()
+        now = self.clock()
+        for book in self.books.values():
+            actions.publish.extend(book.current(now))
+        return actions
+
     # -- frames -------------------------------------------------------------------------
     def on_frame(self, index: int, data: str | bytes, ts_recv: int) -> Actions:
         """Parse one received frame and act on every event in it."""

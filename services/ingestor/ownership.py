@@ -24,6 +24,10 @@ A *feed* is a venue's configured symbols (or a group of ``symbols_per_feed`` of 
   first publishes a ``gap`` status per symbol on ``md.<venue>.status`` naming the takeover,
   so subscribers know that messages between the two owners are missing.
 
+Hot standby (``standby``): each process also runs, connected and with its books current but
+publishing nothing, the feeds it is next in line for. When it takes one over, it publishes
+the gap status and then every book as it stands, at once: no connect, no snapshot fetch.
+
 Bad states (a clear error is logged, and this process keeps what it owns and takes nothing
 new, so there are never two publishers and never a silent stop):
 
@@ -45,7 +49,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import msgspec
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
@@ -88,11 +92,17 @@ def feeds_digest(feed_ids: list[str], extra: str = "") -> str:
     return hashlib.sha256(("\n".join(sorted(feed_ids)) + "\n" + extra).encode()).hexdigest()[:16]
 
 
+def rendezvous_ranking(feed_id: str, members: list[str]) -> list[str]:
+    """The members in the order a feed goes to them: by the hash of (member, feed), highest
+    first (stable as members come and go)."""
+    return sorted(members, key=lambda m: hashlib.blake2b(f"{m}/{feed_id}".encode(), digest_size=8).digest(),
+                  reverse=True)
+
+
 def rendezvous_owner(feed_id: str, members: list[str]) -> str | None:
-    """The member a feed goes to: the highest hash of (member, feed) (stable as members come and go)."""
-    if not members:
-        return None
-    return max(members, key=lambda m: hashlib.blake2b(f"{m}/{feed_id}".encode(), digest_size=8).digest())
+    """The member a feed goes to (None: no members)."""
+    ranking = rendezvous_ranking(feed_id, members)
+    return ranking[0] if ranking else None
 
 
 @dataclass
@@ -105,36 +115,50 @@ class Seen:
     value: Any
 
 
+class RunningFeed(Protocol):
+    """One feed's connections and books (services.ingestor.service.Ingestor)."""
+
+    async def run(self) -> Any: ...
+    def publish_books(self) -> None: ...
+
+
+FeedFactory = Callable[[str, asyncio.Event, Callable[[], bool]], RunningFeed]
+"""``make(feed_id, stop, may_publish)``: a feed that runs until ``stop`` and publishes only
+while ``may_publish()``."""
+
+
 @dataclass
 class OwnedFeed:
-    """A feed this process publishes: its lease revision and the task running it."""
+    """A feed this process runs: as its owner (lease revision, last renewal), or warm as its
+    standby (revision 0)."""
 
     revision: int
     renewed: float
     """Monotonic time when the last successful renewal was *sent* (publishing is allowed until
     ``renewed + lease_s``)."""
+    feed: RunningFeed | None = None
     task: asyncio.Task[Any] | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     store_failing: bool = False
-
-
-FeedRunner = Callable[[str, asyncio.Event, Callable[[], bool]], Any]
-"""``run(feed_id, stop, may_publish)``: runs one feed until ``stop`` (a coroutine)."""
 
 
 class FeedOwnership:
     """This process's share of the feeds: claims, renews, hands over and takes over leases
     in KV bucket ``feeds`` and starts and stops the feeds it owns (see the module)."""
 
-    def __init__(self, kv: Any, nc: Any, feed_ids: list[str], run_feed: FeedRunner, *,
+    def __init__(self, kv: Any, nc: Any, feed_ids: list[str], make_feed: FeedFactory, *,
                  venue_of: Callable[[str], str], symbols_of: Callable[[str], list[str]],
-                 lease_s: float = 1.0, digest_extra: str = "", member_id: str | None = None) -> None:
+                 lease_s: float = 1.0, digest_extra: str = "", member_id: str | None = None,
+                 standby: bool = False) -> None:
         if lease_s <= 0:
             raise ValueError("feed lease_s must be positive")
         self.kv = kv
         self.nc = nc
         self.feed_ids = sorted(feed_ids)
-        self.run_feed = run_feed
+        self.make_feed = make_feed
+        self.standby = standby
+        """Also run warm, without publishing, the feeds this process is next in line for."""
+        self.standbys: dict[str, OwnedFeed] = {}
         self.venue_of = venue_of
         self.symbols_of = symbols_of
         self.lease_s = lease_s
@@ -186,16 +210,26 @@ class FeedOwnership:
         for feed_id, owned in list(self.owned.items()):
             if owned.task is not None and owned.task.done():
                 await self._lost(feed_id, "its feed stopped")  # an error ended it: hand it on
+        for feed_id, warm in list(self.standbys.items()):
+            if warm.task is not None and warm.task.done():
+                del self.standbys[feed_id]  # started again below while still next in line
         if self.problem is not None:
             return
         live = self.live_members()
         for feed_id in self.feed_ids:
-            wanted = rendezvous_owner(feed_id, live)
+            ranking = rendezvous_ranking(feed_id, live)
+            wanted = ranking[0]
             if feed_id in self.owned:
                 if wanted != self.id:
                     await self._hand_over(feed_id, wanted)
             elif wanted == self.id:
                 await self._claim(feed_id)
+            next_in_line = self.standby and feed_id not in self.owned and len(ranking) > 1 and ranking[1] == self.id
+            if next_in_line and feed_id not in self.standbys:
+                log.info("feed kept warm", feed=feed_id, member=self.id, owner=wanted)
+                self.standbys[feed_id] = self._start(feed_id, OwnedFeed(revision=0, renewed=0.0))
+            elif not next_in_line and feed_id in self.standbys:
+                await self._stop(self.standbys.pop(feed_id))
 
     def live_members(self) -> list[str]:
         """Members whose key changed within ``lease_s`` (and this one)."""
@@ -290,14 +324,27 @@ class FeedOwnership:
             log.debug("feed not claimed", feed=feed_id, error=type(e).__name__)
             return
         sent = time.monotonic()
-        owned = self.owned[feed_id] = OwnedFeed(revision=revision, renewed=sent)
+        warm = self.standbys.pop(feed_id, None)
         reason = (f"takeover: {self.id} took the feed from {previous} (lease expired)" if previous
                   else f"handover: {self.id} took the feed from its previous owner")
         if seen is not None:
             self.takeovers.append((feed_id, previous))
-            await self._publish_gap(feed_id, reason)
-        log.info("feed owned", feed=feed_id, member=self.id, previous=previous)
-        owned.task = asyncio.create_task(self.run_feed(feed_id, owned.stop, lambda f=feed_id: self.may_publish(f)))
+            await self._publish_gap(feed_id, reason + (", its books kept warm" if warm else ""))
+        log.info("feed owned", feed=feed_id, member=self.id, previous=previous, warm=warm is not None)
+        if warm is not None and warm.task is not None and not warm.task.done():
+            warm.revision, warm.renewed = revision, sent
+            self.owned[feed_id] = warm  # its gate opens: publishing from here on
+            assert warm.feed is not None
+            warm.feed.publish_books()  # right after the gap status: subscribers rebuild their books
+            return
+        if warm is not None:
+            await self._stop(warm)
+        self.owned[feed_id] = self._start(feed_id, OwnedFeed(revision=revision, renewed=sent))
+
+    def _start(self, feed_id: str, entry: OwnedFeed) -> OwnedFeed:
+        entry.feed = self.make_feed(feed_id, entry.stop, lambda f=feed_id: self.may_publish(f))
+        entry.task = asyncio.create_task(entry.feed.run())
+        return entry
 
     async def _publish_gap(self, feed_id: str, reason: str) -> None:
         venue, now = self.venue_of(feed_id), time.time_ns()
@@ -307,14 +354,20 @@ class FeedOwnership:
 
     async def _stop_feed(self, feed_id: str) -> OwnedFeed | None:
         owned = self.owned.pop(feed_id, None)
-        if owned is not None and owned.task is not None:
-            owned.stop.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(owned.task), 5)
-            except Exception:  # noqa: BLE001 - a feed that will not stop in time is cancelled
-                owned.task.cancel()
-                await asyncio.gather(owned.task, return_exceptions=True)
+        if owned is not None:
+            await self._stop(owned)
         return owned
+
+    @staticmethod
+    async def _stop(entry: OwnedFeed) -> None:
+        if entry.task is None:
+            return
+        entry.stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(entry.task), 5)
+        except Exception:  # noqa: BLE001 - a feed that will not stop in time is cancelled
+            entry.task.cancel()
+            await asyncio.gather(entry.task, return_exceptions=True)
 
     async def _lost(self, feed_id: str, why: str) -> None:
         log.warning("feed given up", feed=feed_id, member=self.id, why=why)
@@ -337,6 +390,8 @@ class FeedOwnership:
     async def _release_all(self) -> None:
         for feed_id in list(self.owned):
             await self._hand_over(feed_id, None)
+        for feed_id in list(self.standbys):
+            await self._stop(self.standbys.pop(feed_id))
         if self._member_rev is not None:
             try:
                 await self.kv.delete(f"member.{self.id}", last=self._member_rev)
@@ -401,4 +456,5 @@ async def feeds_bucket(js: Any) -> Any:
                            "start creates it) or set ingestor.share_feeds = false") from None
 
 
-__all__ = ["FeedOwnership", "KV_FEEDS", "LAYOUT", "LayoutError", "feeds_bucket", "feeds_digest", "rendezvous_owner"]
+__all__ = ["FeedFactory", "FeedOwnership", "KV_FEEDS", "LAYOUT", "LayoutError", "RunningFeed", "feeds_bucket",
+           "feeds_digest", "rendezvous_owner", "rendezvous_ranking"]

@@ -285,6 +285,11 @@ class Ingestor:
         for line in actions.log:
             log.warning("feed notice", venue=venue, notice=line)
 
+    def publish_books(self) -> None:
+        """Publish every synced book as it stands (a warm standby taking over)."""
+        for venue, feed in self.feeds.items():
+            self.apply(venue, feed.current_books())
+
     async def _fetch_snapshot(self, venue: str, symbol: str) -> None:
         """Fetch one symbol's REST snapshot (retrying with backoff) and hand it to its book."""
         feed = self.feeds[venue]
@@ -352,21 +357,16 @@ async def run_shared(nc: Any, specs: list[FeedSpec], stop: asyncio.Event, settin
     units = feed_units(specs, settings.symbols_per_feed)
     kv = await feeds_bucket(nc.jetstream())
 
-    async def run_feed(feed_id: str, feed_stop: asyncio.Event, may_publish: Callable[[], bool]) -> None:
-        either = asyncio.Event()
-        relay = [asyncio.create_task(e.wait()) for e in (stop, feed_stop)]
-        for task in relay:
-            task.add_done_callback(lambda _t: either.set())
-        try:
-            await Ingestor(nc, [units[feed_id]], either, may_publish=may_publish, **options).run()
-        finally:
-            for task in relay:
-                task.cancel()
+    def make_feed(feed_id: str, feed_stop: asyncio.Event, may_publish: Callable[[], bool]) -> Ingestor:
+        either = asyncio.Event()  # the process stops, or this feed does
+        for event in (stop, feed_stop):
+            asyncio.create_task(event.wait()).add_done_callback(lambda _t: either.set())
+        return Ingestor(nc, [units[feed_id]], either, may_publish=may_publish, **options)
 
     described = "\n".join(f"{f} {u.symbols} {sorted(u.channels)} {u.url}" for f, u in sorted(units.items()))
-    ownership = FeedOwnership(kv, nc, list(units), run_feed, venue_of=lambda f: units[f].venue,
+    ownership = FeedOwnership(kv, nc, list(units), make_feed, venue_of=lambda f: units[f].venue,
                               symbols_of=lambda f: units[f].symbols, lease_s=settings.lease_s, digest_extra=described,
-                              member_id=settings.member_id or None)
+                              member_id=settings.member_id or None, standby=settings.standby)
     if on_ownership is not None:
         on_ownership(ownership)
     log.info("sharing feeds", member=ownership.id, feeds=len(units), lease_s=settings.lease_s)

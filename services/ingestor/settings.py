@@ -44,6 +44,9 @@ class IngestorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     symbols_per_feed: int = 0
     """Split each venue's symbols into feeds of this many (each shared on its own); 0: one
     feed per venue."""
+    standby: bool = False
+    """Also keep warm (connected, books current, not publishing) the feeds this process is
+    next in line for, so it takes them over without connecting or fetching snapshots."""
     member_id: str = ""
     """This process's name among the sharing processes (letters, digits, ``-``, ``_``);
     empty: host-pid-random. In k8s, the pod name."""

@@ -372,6 +372,25 @@ class SymbolBook:
             self._publish_bbo(ts_event, ts_recv, out.messages)
         return out
 
+    def current(self, ts_recv: int) -> list:
+        """The book as it stands, as a BookSnapshot (and its BBO) with the next sequence:
+        what a process that kept the book warm without publishing sends when it starts
+        publishing. Nothing while the book is out of sync (its resync will publish it)."""
+        if not self.synced:
+            return []
+        out: list = []
+        self.sequence += 1
+        if self.emit_book:
+            out.append(BookSnapshot(
+                venue=self.venue, symbol=self.symbol, ts_event=ts_recv, ts_recv=ts_recv,
+                sequence=self.sequence, venue_sequence=self.last,
+                bids=self.book._bid_lv[::-1], asks=self.book._ask_lv[:],
+            ))
+        if self.emit_bbo:
+            self._bbo = (None, None)  # published again whatever it was
+            self._publish_bbo(ts_recv, ts_recv, out)
+        return out
+
     def invalidate(self, reason: str) -> BookOutcome:
         """Take the book out of sync from outside (a connection-wide sequence gap,
         a disconnect); the next snapshot resyncs it. A gap only when it was in sync."""

@@ -49,9 +49,10 @@ class Replays:
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
 
-    def config(self, lease_s: float = 1.0) -> str:
+    def config(self, lease_s: float = 1.0, standby: bool = False) -> str:
         """An exbus.toml ``[ingestor]`` section for the replayed venues."""
-        lines = ["[ingestor]", f"lease_s = {lease_s}", "reconnect_initial_s = 0.05", "reconnect_max_s = 0.2", ""]
+        lines = ["[ingestor]", f"lease_s = {lease_s}", f"standby = {str(standby).lower()}",
+                 "reconnect_initial_s = 0.05", "reconnect_max_s = 0.2", ""]
         for venue, (_, (spec, depth)) in self.servers.items():
             lines += [f"[ingestor.venues.{venue}]", f"symbols = {msgspec.json.encode(spec.symbols).decode()}",
                       f"channels = {msgspec.json.encode(spec.channels).decode()}", f'url = "{spec.url}"',
@@ -95,6 +96,13 @@ class IngestProcess:
             except asyncio.TimeoutError:
                 await self.kill()
         return self.proc.returncode
+
+    def warm(self, feed: str) -> bool:
+        """Whether the process logged that it keeps ``feed`` warm (its standby is running)."""
+        if not self.log_path.exists():
+            return False
+        return any('"feed kept warm"' in line and f'"feed": "{feed}"' in line
+                   for line in self.log_path.read_text(errors="replace").splitlines())
 
     def log_tail(self, chars: int = 2000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""

@@ -31,22 +31,23 @@ LEASE_S = 0.5
 class Member:
     """One ingestor process's ownership, with stub feeds."""
 
-    def __init__(self, nc: Any, kv: Any, name: str, feeds: list[str] = FEEDS) -> None:
-        self.running: dict[str, Callable[[], bool]] = {}
-        self.started: list[str] = []
-        self.ownership = FeedOwnership(kv, nc, feeds, self.run_feed, venue_of=lambda f: f.split(".")[0],
+    def __init__(self, nc: Any, kv: Any, name: str, feeds: list[str] = FEEDS, standby: bool = False) -> None:
+        self.warm: dict[str, Callable[[], bool]] = {}
+        """Every feed running, owned or standby."""
+        self.books_published: list[str] = []
+        self.ownership = FeedOwnership(kv, nc, feeds, self.make_feed, venue_of=lambda f: f.split(".")[0],
                                        symbols_of=lambda f: [f"S{f.split('.')[1]}-USD"], lease_s=LEASE_S,
-                                       member_id=name)
+                                       member_id=name, standby=standby)
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
-    async def run_feed(self, feed_id: str, stop: asyncio.Event, may_publish: Callable[[], bool]) -> None:
-        self.running[feed_id] = may_publish
-        self.started.append(feed_id)
-        try:
-            await stop.wait()
-        finally:
-            del self.running[feed_id]
+    @property
+    def running(self) -> dict[str, Callable[[], bool]]:
+        """The feeds this member owns and runs: feed -> its gate."""
+        return {f: gate for f, gate in self.warm.items() if f in self.ownership.owned}
+
+    def make_feed(self, feed_id: str, stop: asyncio.Event, may_publish: Callable[[], bool]) -> "StubFeed":
+        return StubFeed(self, feed_id, stop, may_publish)
 
     def start(self) -> "Member":
         self.task = asyncio.create_task(self.ownership.run(self.stop))
@@ -68,6 +69,23 @@ class Member:
         for feed in list(self.ownership.owned.values()):
             if feed.task is not None:
                 feed.task.cancel()
+
+
+class StubFeed:
+    """A feed that runs until stopped (in ``member.warm`` meanwhile)."""
+
+    def __init__(self, member: Member, feed_id: str, stop: asyncio.Event, may_publish: Callable[[], bool]) -> None:
+        self.member, self.feed_id, self.stop, self.may_publish = member, feed_id, stop, may_publish
+
+    async def run(self) -> None:
+        self.member.warm[self.feed_id] = self.may_publish
+        try:
+            await self.stop.wait()
+        finally:
+            del self.member.warm[self.feed_id]
+
+    def publish_books(self) -> None:
+        self.member.books_published.append(self.feed_id)
 
 
 async def _nothing() -> None:
@@ -204,3 +222,21 @@ async def test_a_bucket_value_of_another_layout_pauses_taking_with_a_clear_reaso
         await kv.delete("feed.kraken.0")  # removed by the operator: sharing starts
         await until(lambda: len(a.running) == len(FEEDS))
         await a.leave()
+
+
+async def test_a_warm_standby_takes_over_without_starting_the_feed_again(nats_url: str) -> None:
+    async with bucket(nats_url) as (nc, kv):
+        a = Member(nc, kv, "member-a", standby=True).start()
+        b = Member(nc, kv, "member-b", standby=True).start()
+        await until(lambda: split_evenly(a, b))
+        # each runs the other's feeds warm, gates shut
+        await until(lambda: set(a.warm) == set(b.warm) == set(FEEDS))
+        assert not any(gate() for f, gate in a.warm.items() if f not in a.running)
+        lost = sorted(b.running)
+        warm_gates = {f: a.warm[f] for f in lost}
+        await b.die()
+        await until(lambda: len(a.running) == len(FEEDS))
+        assert all(a.running[f] is warm_gates[f] and a.running[f]() for f in lost)  # the same feeds, now publishing
+        assert sorted(a.books_published) == lost  # every book as it stands, right after the gap status
+        await a.leave()
+        assert not a.warm

@@ -1,7 +1,8 @@
 """Two `exbus ingest` processes share the Kraken and Bitfinex feeds (replayed recordings,
 served afresh to every connection); the owner of a feed is SIGKILLed and the other process
-takes it over: it connects, takes a fresh snapshot, first says ``gap`` (a takeover) on
-``md.<venue>.status``, and its books pass the sequence and checksum checks.
+takes it over: it connects, takes a fresh snapshot (or, as a warm standby, publishes the
+books it kept), first says ``gap`` (a takeover) on ``md.<venue>.status``, and its books
+pass the sequence and checksum checks.
 (Rebalancing as processes come and go: tests/ingestor/test_feed_ownership.py.)
 """
 
@@ -22,8 +23,9 @@ from .ingest_processes import IngestProcess, Market, Replays, owner_of, until
 pytestmark = pytest.mark.timeout(120)
 
 
+@pytest.mark.parametrize("standby", [False, True], ids=["cold", "warm-standby"])
 async def test_a_killed_owners_feeds_are_taken_over_with_a_gap_status_and_fresh_books(
-        nats_url: str, tmp_path: Path, shared_data: Path) -> None:
+        standby: bool, nats_url: str, tmp_path: Path, shared_data: Path) -> None:
     nc = await nats.connect(nats_url)
     await ensure_streams(nc.jetstream(), StreamSettings())
     kv = await nc.jetstream().key_value(KV_FEEDS)
@@ -31,7 +33,7 @@ async def test_a_killed_owners_feeds_are_taken_over_with_a_gap_status_and_fresh_
     await market.start(nc)
     async with Replays(shared_data) as replays:
         config = tmp_path / "exbus.toml"
-        config.write_text(replays.config(lease_s=1.0))
+        config.write_text(replays.config(lease_s=1.0, standby=standby))
         processes = {name: await IngestProcess(name, tmp_path, config, nats_url).start() for name in ("ingest-a", "ingest-b")}
         try:
             async def both_owned() -> bool:
@@ -42,12 +44,15 @@ async def test_a_killed_owners_feeds_are_taken_over_with_a_gap_status_and_fresh_
             victim = await owner_of(kv, "kraken.0")
             assert victim in processes, victim
             survivor = next(n for n in processes if n != victim)
+            if standby:
+                await until(lambda: processes[survivor].warm("kraken.0"), 15, "the standby warm")
             killed_at = time.monotonic()
             await processes[victim].kill()
 
             await until(lambda: market.takeovers("kraken", killed_at), 15, "kraken taken over")
             (said_at, status), *_ = market.takeovers("kraken", killed_at)
-            assert status.reason == f"takeover: {survivor} took the feed from {victim} (lease expired)"
+            warm = ", its books kept warm" if standby else ""
+            assert status.reason == f"takeover: {survivor} took the feed from {victim} (lease expired){warm}"
             assert await owner_of(kv, "kraken.0") == survivor
             symbols = set(replays.servers["kraken"][1][0].symbols)
             assert {s.symbol for _, s in market.takeovers("kraken", killed_at)} == symbols
