@@ -142,3 +142,19 @@ def test_snapshot_reuses_unchanged_level_objects_and_still_sorts_other_input():
     kept = book.bid_levels()[0]
     book.replace([(p1, q1), (D("11"), q1)], [])
     assert book.top_bids() == [(D("11"), q1), (p1, q1)] and book.bid_levels()[1] is kept
+
+
+def test_a_book_as_it_stands_is_a_snapshot_with_the_next_sequence_and_its_bbo():
+    """What a warm standby publishes when it takes a feed over (services.ingestor.ownership)."""
+    b = SymbolBook("binance", "BTC-USDT", rule="update_id", resync="rest", emit_bbo=True)
+    assert b.current(5) == []  # out of sync: nothing until its resync publishes it
+    b.on_update(upd(seq=10, first=9, bids=[("1", "1")]))
+    b.on_snapshot(upd(seq=10, snapshot=True, bids=[("1", "5")], asks=[("2", "1")]))
+    b.on_update(upd(seq=11, first=11, bids=[("1.5", "2")]))
+    snap, bbo = b.current(7)
+    assert isinstance(snap, BookSnapshot) and snap.sequence == 3 and snap.venue_sequence == 11 and snap.ts_recv == 7
+    assert [(l.price, l.size) for l in snap.bids] == [(D("1.5"), D("2")), (D("1"), D("5"))]
+    assert [(l.price, l.size) for l in snap.asks] == [(D("2"), D("1"))]
+    assert isinstance(bbo, BBO) and (bbo.bid, bbo.ask) == (D("1.5"), D("2"))  # again, though unchanged
+    delta, *_ = b.on_update(upd(seq=12, first=12, asks=[("2", "0")])).messages
+    assert isinstance(delta, BookDelta) and delta.sequence == 4  # deltas follow the snapshot's sequence
