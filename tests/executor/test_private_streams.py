@@ -14,6 +14,7 @@ Per venue:
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from collections import Counter
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -34,6 +35,7 @@ from services.venues.http import HttpTransport
 from services.venues.privatews import private_stream
 
 from .conftest import EventLog, publish
+from .processes import LIFTED_MARGIN, LIFTED_SIM_LIMITS
 from .test_every_venue import MARKET, Taker, core_of, history, place
 
 VENUES = [venue for venue in MARKET if private_stream(venue, rest_adapter(venue)) is not None]
@@ -44,7 +46,10 @@ TOTALS_ONLY = {"coinbase"}
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator({"replay": False}) as simulator:
+    """The simulator with its rate limits lifted (so is the replica's margin): these tests are
+    about the streams and their recovery; the limits are tests/executor/test_every_venue.py's.
+    (Kraken's Starter counter alone made the drop test take 40 s.)"""
+    async with Simulator({"replay": False, **tomllib.loads(LIFTED_SIM_LIMITS)["sim"]}) as simulator:
         yield simulator
 
 
@@ -57,7 +62,8 @@ def quick_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
 async def replica(nats_url: str, sim: Simulator) -> AsyncIterator[ExecutorReplica]:
     """One executor replica (its tracker leads) against every simulated venue."""
     nc = await nats.connect(nats_url)
-    executor = ExecutorReplica(nc, ExecutorSettings(venue_urls=dict(sim.base_urls), tracker_interval_s=0.2),
+    executor = ExecutorReplica(nc, ExecutorSettings(venue_urls=dict(sim.base_urls), tracker_interval_s=0.2,
+                                                    rate_limit_margin=LIFTED_MARGIN),
                                simulator_credentials("demo"))
     stop = asyncio.Event()
     task = asyncio.create_task(executor.run(stop))
