@@ -66,8 +66,11 @@ async def main(args: argparse.Namespace) -> dict:
                         return None not in owners
                     await until(settled, 30, "every feed owned")
                     await until(lambda: len(market.data("kraken", time.monotonic() - 0.3)) > 10, 30, "kraken flowing")
-                    await asyncio.sleep(1.0)
+                    await asyncio.sleep(3 * args.lease)  # a restarted process rejoined; handovers are over
                     victim = await owner_of(kv, "kraken.0")
+                    while victim is None:  # a handover under way
+                        await asyncio.sleep(0.05)
+                        victim = await owner_of(kv, "kraken.0")
                     assert victim in processes, victim
                     if args.standby:
                         survivor = next(n for n in processes if n != victim)
