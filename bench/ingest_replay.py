@@ -20,7 +20,8 @@ Per venue (``venues.<venue>`` of the results JSON):
   between the ``connected`` and ``disconnected`` statuses (reconnect, handshake and
   subscribe of each pass left out; ``wall_messages_per_s`` keeps them in). Latency is
   frame receipt (``ts_recv``) -> subscriber wall clock, p50/p99. Also the CPU seconds of
-  each process, gaps/resyncs, and the load average when it started;
+  each process, the ingestor's CPU per delivered message and per frame (receive + parse +
+  publish), gaps/resyncs, and the load average when it started;
 - ``live_path_paced``: the same, the replay server sending ``--paced-rate`` frames/s
   (default 2,000: a busy multi-symbol feed) evenly: latency p50/p99 without queueing;
 - ``bus_ceiling``: the same two-process shape without the ingestor: this process
@@ -424,6 +425,8 @@ async def live_path(recording: Recording, nats_url: str, seconds: float, rate: f
         "gaps_beyond_reconnects": sum(n for reason, n in got["gap_reasons"].items() if reason != "disconnected"),
         "ingestor_cpu_seconds": round(cpu, 3), "ingestor_cpu_share": round(cpu / wall, 3),
         "messages_per_ingestor_cpu_second": round(data / cpu) if cpu else None,
+        "ingestor_cpu_us_per_message": round(cpu / data * 1e6, 2) if data else None,
+        "ingestor_cpu_us_per_frame": round(cpu / stats.frames * 1e6, 2) if stats.frames else None,
         "subscriber_cpu_seconds": got["cpu_seconds"], "server_cpu_seconds": served["cpu_seconds"],
         "load_average_at_start": [round(x, 2) for x in load],
         "note": "messages_per_s: delivered data messages / the subscriber's busy time (per connection, first to "
@@ -617,7 +620,7 @@ async def main(args: argparse.Namespace) -> None:
 
 def print_table(results: dict) -> None:
     cols = ("venue", "parse f/s", "cryptofeed f/s", "x", "cf checksums f/s", "x", "decode f/s", "e2e f/s", "e2e msg/s", "bus msg/s",
-            "e2e/bus", "p50 us", "p99 us", "paced p50 us", "paced p99 us")
+            "e2e/bus", "cpu us/msg", "p50 us", "p99 us", "paced p50 us", "paced p99 us")
     print(" | ".join(cols))
     for venue, r in results["venues"].items():
         lat = r["live_path"]["latency_to_subscriber_us"]
@@ -628,7 +631,7 @@ def print_table(results: dict) -> None:
             r.get("cryptofeed", {}).get("checksum_validation", {}).get("frames_per_s", "-"),
             r.get("exbus_over_cryptofeed_checksum_validation", "-"), r["bare_decode"]["frames_per_s"], r["live_path"]["frames_per_s"],
             r["live_path"]["messages_per_s"], r["bus_ceiling"]["messages_per_s"], r["end_to_end_over_bus_ceiling"],
-            lat["p50"], lat["p99"], calm["p50"], calm["p99"])))
+            r["live_path"].get("ingestor_cpu_us_per_message", "-"), lat["p50"], lat["p99"], calm["p50"], calm["p99"])))
     print(f"peak RSS {results['peak_rss_mb']} MiB (load average {results['load_average']})")
     if "soak" in results:
         s = results["soak"]
