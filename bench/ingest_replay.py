@@ -31,6 +31,10 @@ Per venue (``venues.<venue>`` of the results JSON):
 - ``end_to_end_over_bus_ceiling``: live_path messages/s over bus_ceiling messages/s;
 - ``memory_per_book``: bytes held by one synced book (tracemalloc), with its level count.
 
+``aggregate``: 1, then 2 ingestor processes on Bitfinex, each with its own replay server
+process, publishing to one nats-server, one subscriber process counting everything;
+delivered messages/s over first to last delivery, against the bus ceiling.
+
 Top level: ``load_average`` (1/5/15 min at start and end: the machine may be shared),
 ``peak_rss_mb`` of this process before the soak, and with ``--soak SECONDS`` a ``soak``:
 one ingestor with every venue, each against its own replay server process, for that long,
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -82,6 +87,8 @@ from services.ingestor.transport import Backoff  # noqa: E402
 from services.venues.wsbase import BookUpdate, ws_adapter  # noqa: E402
 
 RECORDED = ROOT.parent / "shared" / "data" / "recorded"
+AGGREGATE_VENUE = "bitfinex"
+"""The venue of the aggregate runs (single-level frames: the per-message cost at its purest)."""
 SESSIONS = {
     "binance": ["BINANCE.ws.1.0"],
     "kraken": ["KRAKEN.ws.48.0", "KRAKEN.ws.49.0", "KRAKEN.ws.50.0"],
@@ -276,6 +283,49 @@ async def role_subscriber(nats_url: str, subject: str, progress: str | None, lat
         "first_to_last_seconds": round((c["last_ns"] - c["first_ns"]) / 1e9, 4),
         "latency_to_subscriber_us": quantiles_us(latencies), **own_usage(),
     }), flush=True)
+
+
+async def role_ingestor(venue: str, ws_url: str, http_url: str, nats_url: str) -> None:
+    """Run the ingestor on ``venue``'s replay at ``ws_url`` until stdin closes (one of the
+    ``aggregate`` processes), then print its frames, published messages and CPU."""
+    recording = load_recording([RECORDED / f for f in SESSIONS[venue]])
+    nc = await connect(NatsSettings(), url=nats_url, name="bench-ingestor")
+    stop = asyncio.Event()
+    ingestor = replay_ingestor(nc, [replay_spec(recording, ws_url, http_url)], stop)
+    run = asyncio.create_task(ingestor.run())
+    print(json.dumps({"ready": True}), flush=True)
+    cpu0 = time.process_time()
+    await stdin_closed()
+    cpu = time.process_time() - cpu0
+    stop.set()
+    stats = (await run)[venue]
+    await nc.drain()
+    published = ingestor.published(venue)
+    print(json.dumps({"frames": stats.frames, "published": sum(n for c, n in published.items() if c != "status"),
+                      "cpu_seconds": round(cpu, 3)}), flush=True)
+
+
+async def aggregate(venue: str, nats_url: str, processes: int, seconds: float) -> dict:
+    """``processes`` ingestor processes, each on its own replay server process, publishing
+    ``venue``'s market data to one nats-server; one subscriber process counts all of it.
+    The rate is delivered data messages over the subscriber's first to last delivery."""
+    async with contextlib.AsyncExitStack() as stack:
+        sub = await stack.enter_async_context(Role("subscriber", "--nats", nats_url, "--subject", f"md.{venue}.>",
+                                                   "--no-latency"))
+        servers = [await stack.enter_async_context(Role("server", "--venue", venue)) for _ in range(processes)]
+        ingestors = [await stack.enter_async_context(Role("ingestor", "--venue", venue, "--ws-url", s.info["ws_url"],
+                                                          "--http-url", s.info["http_url"], "--nats", nats_url))
+                     for s in servers]
+        await asyncio.sleep(seconds)
+        ran = [await i.finish() for i in ingestors]
+        got = await sub.finish()
+        for s in servers:
+            await s.finish()
+    wall = got["first_to_last_seconds"]
+    return {"processes": processes, "seconds": seconds, "messages_delivered": got["messages"],
+            "messages_per_s": round(got["messages"] / wall) if wall else None,
+            "ingestor_cpu_seconds": [r["cpu_seconds"] for r in ran], "frames": [r["frames"] for r in ran],
+            "subscriber_cpu_seconds": got["cpu_seconds"]}
 
 
 class Role:
@@ -578,7 +628,7 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         async with EmbeddedNats(Path(tmp) / "nats") as server:
             results["cryptofeed"] = "not run: no cryptofeed virtualenv"
-            for venue, files in SESSIONS.items():
+            for venue, files in ({} if args.only_aggregate else SESSIONS).items():
                 recording = load_recording([RECORDED / f for f in files])
                 pn, cf, header = parse_against_cryptofeed(recording, args.cryptofeed_python, args.rounds, args.turns)
                 if header:
@@ -606,6 +656,17 @@ async def main(args: argparse.Namespace) -> None:
                 row["end_to_end_over_bus_ceiling"] = round(live / ceiling, 3) if live and ceiling else None
                 results["venues"][venue] = row
                 print(venue, json.dumps(row), flush=True)
+            runs = [await aggregate(AGGREGATE_VENUE, server.url, n, args.live_seconds) for n in (1, 2)]
+            ceiling = await bus_ceiling(server.url, results["venues"].get(AGGREGATE_VENUE, {}).get(
+                "parse_normalize_with_encoding", {}).get("mean_message_bytes", 200), args.live_seconds)
+            results["aggregate"] = {
+                "venue": AGGREGATE_VENUE, "runs": runs, "bus_ceiling_messages_per_s": ceiling["messages_per_s"],
+                "two_over_one": round(runs[1]["messages_per_s"] / runs[0]["messages_per_s"], 2)
+                if runs[0]["messages_per_s"] and runs[1]["messages_per_s"] else None,
+                "note": f"N ingestor processes, each with its own replay server process, one nats-server and one "
+                        f"subscriber process, all on this machine's {os.cpu_count()} cores",
+            }
+            print("aggregate", json.dumps(results["aggregate"]), flush=True)
             results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
             if args.soak:
                 results["soak"] = await soak(server.url, args.soak)
@@ -652,7 +713,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--soak", type=float, default=0, help="also run every venue in a loop this many seconds, sampling RSS")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "ingest_replay.json"))
-    parser.add_argument("--role", choices=("server", "subscriber"), help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=("server", "subscriber", "ingestor"), help=argparse.SUPPRESS)
+    parser.add_argument("--ws-url", help=argparse.SUPPRESS)
+    parser.add_argument("--http-url", help=argparse.SUPPRESS)
+    parser.add_argument("--only-aggregate", action="store_true", help="run only the aggregate of 1 and 2 processes")
     parser.add_argument("--venue", help=argparse.SUPPRESS)
     parser.add_argument("--nats", help=argparse.SUPPRESS)
     parser.add_argument("--subject", help=argparse.SUPPRESS)
@@ -668,6 +732,8 @@ if __name__ == "__main__":
     arguments = parse_args()
     if arguments.role == "server":
         asyncio.run(role_server(arguments.venue, arguments.rate))
+    elif arguments.role == "ingestor":
+        asyncio.run(role_ingestor(arguments.venue, arguments.ws_url, arguments.http_url, arguments.nats))
     elif arguments.role == "subscriber":
         asyncio.run(role_subscriber(arguments.nats, arguments.subject, arguments.progress, not arguments.no_latency))
     else:
