@@ -325,6 +325,8 @@ async def aggregate(venue: str, nats_url: str, processes: int, seconds: float) -
     return {"processes": processes, "seconds": seconds, "messages_delivered": got["messages"],
             "messages_per_s": round(got["messages"] / wall) if wall else None,
             "ingestor_cpu_seconds": [r["cpu_seconds"] for r in ran], "frames": [r["frames"] for r in ran],
+            "ingestor_cpu_us_per_frame": [round(r["cpu_seconds"] / r["frames"] * 1e6, 2) if r["frames"] else None
+                                          for r in ran],
             "subscriber_cpu_seconds": got["cpu_seconds"]}
 
 

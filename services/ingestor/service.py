@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Literal
 
 import msgspec
 
@@ -95,6 +95,48 @@ MAX_LINGER_S = 0.0002
 MAX_BATCH_BYTES = 256 * 1024
 
 
+def batch_writer(nc: Any) -> Callable[[list[tuple[str, bytes]]], Awaitable[None]] | None:
+    """A faster way to send a batch of ``(subject, payload)`` on a nats-py client, or None
+    when this client does not have the internals it uses.
+
+    nats-py's ``publish`` validates the subject, builds one PUB command and appends it to
+    the client's pending buffer for each message (about 1.7 us a message here). This builds
+    the PUB commands of the whole batch (the same bytes ``nats.protocol.command.pub_cmd``
+    makes: ``PUB <subject>  <size>``, CRLF, payload, CRLF) and appends them once, through the
+    client's own ``_send_command`` and flusher, so ordering, buffering limits and flushes
+    are the client's. Subjects come from schemas.subjects (valid by construction);
+    a payload over the server's max_payload takes the public path, which refuses it.
+    Both paths put the same bytes on the wire (tests/ingestor/test_publisher.py)."""
+    send, flush_pending = getattr(nc, "_send_command", None), getattr(nc, "_flush_pending", None)
+    if send is None or flush_pending is None or not hasattr(nc, "_flush_queue") or not hasattr(nc, "stats"):
+        return None
+    encoded: dict[str, bytes] = {}
+
+    async def write(batch: list[tuple[str, bytes]]) -> None:
+        limit = nc._max_payload
+        if any(len(payload) > limit for _, payload in batch):
+            for subject, payload in batch:
+                await nc.publish(subject, payload)  # raises MaxPayloadError where it belongs
+            return
+        parts = []
+        size = 0
+        for subject, payload in batch:
+            head = encoded.get(subject)
+            if head is None:
+                head = encoded[subject] = f"PUB {subject}  ".encode()
+                if len(encoded) > 100_000:
+                    encoded.clear()
+            parts.append(b"%b%d\r\n%b\r\n" % (head, len(payload), payload))
+            size += len(payload)
+        nc.stats["out_msgs"] += len(batch)
+        nc.stats["out_bytes"] += size
+        await send(b"".join(parts))
+        if nc._flush_queue is not None and nc._flush_queue.empty():
+            await flush_pending()
+
+    return write
+
+
 class Publisher:
     """Publishes market data on core NATS, in batches.
 
@@ -117,6 +159,8 @@ class Publisher:
         self._batch_bytes = 0
         self._writer: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
+        self._raw: Callable[[list[tuple[str, bytes]]], Awaitable[None]] | Literal[False] | None = None
+        """The batch path of :func:`batch_writer` (False: this client has none)."""
 
     def _route(self, message: Published) -> tuple[str, tuple[str, str], Any]:
         """Where a message goes and what counts it: (subject, (venue, channel), its
@@ -164,14 +208,25 @@ class Publisher:
                     await asyncio.sleep(0)
                     idle, seen = (idle + 1, seen) if len(self._batch) == seen else (0, len(self._batch))
                 batch, self._batch, self._batch_bytes = self._batch, [], 0
-                publish = self.nc.publish
-                for subject, payload in batch:
-                    await publish(subject, payload)
+                await self._send(batch)
         except Exception as e:  # surfaces in the next publish, as if that one had failed
             self._batch, self._batch_bytes = [], 0
             self._error = e
         finally:
             self._writer = None
+
+    async def _send(self, batch: list[tuple[str, bytes]]) -> None:
+        """Hand a batch to the client: one PUB command buffer for the whole batch where the
+        client allows it (:func:`batch_writer`), else one ``publish`` per message."""
+        nc = self.nc
+        if self._raw is None:
+            self._raw = batch_writer(nc) or False
+        if self._raw and nc.is_connected and not nc.is_draining_pubs:
+            await self._raw(batch)
+            return
+        publish = nc.publish
+        for subject, payload in batch:
+            await publish(subject, payload)
 
     async def flush(self) -> None:
         """Send every queued message and wait until the server has them."""
