@@ -186,7 +186,10 @@ class FeedOwnership:
         try:
             await asyncio.wait_for(self._watch_ready.wait(), 10)
             while not stop.is_set():
-                await self.tick()
+                try:
+                    await self.tick()
+                except Exception as e:  # noqa: BLE001 - keep sharing through bus trouble; the next tick retries
+                    log.error("feed sharing round failed", member=self.id, error=repr(e))
                 try:
                     await asyncio.wait_for(stop.wait(), self.tick_s)
                 except asyncio.TimeoutError:
@@ -348,9 +351,12 @@ class FeedOwnership:
 
     async def _publish_gap(self, feed_id: str, reason: str) -> None:
         venue, now = self.venue_of(feed_id), time.time_ns()
-        for symbol in self.symbols_of(feed_id):
-            status = FeedStatus(venue=venue, state="gap", ts=now, symbol=symbol, reason=reason)  # type: ignore[arg-type]
-            await self.nc.publish(subjects.md_status(venue), encode(status))
+        try:
+            for symbol in self.symbols_of(feed_id):
+                status = FeedStatus(venue=venue, state="gap", ts=now, symbol=symbol, reason=reason)  # type: ignore[arg-type]
+                await self.nc.publish(subjects.md_status(venue), encode(status))
+        except Exception as e:  # noqa: BLE001 - the bus is away: the feed's own statuses follow when it is back
+            log.error("takeover gap status not published", feed=feed_id, error=repr(e))
 
     async def _stop_feed(self, feed_id: str) -> OwnedFeed | None:
         owned = self.owned.pop(feed_id, None)

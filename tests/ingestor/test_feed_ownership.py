@@ -240,3 +240,21 @@ async def test_a_warm_standby_takes_over_without_starting_the_feed_again(nats_ur
         assert sorted(a.books_published) == lost  # every book as it stands, right after the gap status
         await a.leave()
         assert not a.warm
+
+
+async def test_a_round_that_fails_is_logged_and_the_next_one_goes_on(nats_url: str) -> None:
+    async with bucket(nats_url) as (nc, kv):
+        a = Member(nc, kv, "member-a")
+        real, failures = a.ownership.live_members, []
+
+        def flaky() -> list[str]:
+            if len(failures) < 3:
+                failures.append(1)
+                raise RuntimeError("a round that fails")
+            return real()
+
+        a.ownership.live_members = flaky  # type: ignore[method-assign]
+        a.start()
+        await until(lambda: len(a.running) == len(FEEDS))
+        assert len(failures) == 3
+        await a.leave()
