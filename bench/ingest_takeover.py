@@ -29,12 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import nats  # noqa: E402
-
 from services.bus.embedded import EmbeddedNats  # noqa: E402
-from services.bus.streams import KV_FEEDS, ensure_streams  # noqa: E402
-from services.config import StreamSettings  # noqa: E402
-from tests.ingestor.ingest_processes import IngestProcess, Market, Replays, owner_of, until  # noqa: E402
+from tests.ingestor.ingest_processes import (  # noqa: E402
+    IngestProcess, Replays, feeds_bus, owner_of, settled_owner, until,
+)
 
 DATA = ROOT.parent / "shared" / "data"
 GOAL_S = 2.0
@@ -50,15 +48,11 @@ async def main(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="exbus-bench-takeover-"))
     kills: list[dict] = []
     async with EmbeddedNats(workdir / "nats") as server:
-        nc = await nats.connect(server.url)
-        await ensure_streams(nc.jetstream(), StreamSettings())
-        kv = await nc.jetstream().key_value(KV_FEEDS)
-        market = Market()
-        await market.start(nc)
+        nc, kv, market = await feeds_bus(server.url)
         async with Replays(DATA) as replays:
             config = workdir / "exbus.toml"
             config.write_text(replays.config(lease_s=args.lease, standby=args.standby))
-            processes = {n: await IngestProcess(n, workdir, config, server.url).start() for n in ("ingest-a", "ingest-b")}
+            processes = {n: await IngestProcess(n, workdir, config, server.url).started() for n in ("ingest-a", "ingest-b")}
             try:
                 for k in range(args.kills):
                     async def settled() -> bool:
@@ -66,15 +60,8 @@ async def main(args: argparse.Namespace) -> dict:
                         return None not in owners
                     await until(settled, 30, "every feed owned")
                     await until(lambda: len(market.data("kraken", time.monotonic() - 0.3)) > 10, 30, "kraken flowing")
-                    await asyncio.sleep(3 * args.lease)  # a restarted process rejoined; handovers are over
-                    victim = await owner_of(kv, "kraken.0")
-                    while victim is None:  # a handover under way
-                        await asyncio.sleep(0.05)
-                        victim = await owner_of(kv, "kraken.0")
-                    assert victim in processes, victim
-                    if args.standby:
-                        survivor = next(n for n in processes if n != victim)
-                        await until(lambda: processes[survivor].warm("kraken.0"), 30, "the standby warm")
+                    await asyncio.sleep(3 * args.lease)  # a restarted process rejoined; a standby's books synced
+                    victim = await settled_owner(kv, "kraken.0", processes, args.standby)
                     killed_at = time.monotonic()
                     await processes[victim].kill()
                     await until(lambda: market.takeovers("kraken", killed_at), 20, "takeover")
@@ -87,7 +74,7 @@ async def main(args: argparse.Namespace) -> dict:
                     kills.append({"gap_s": round(after - before[-1], 3), "detected_s": round(said_at - killed_at, 3)})
                     print(f"  kill {k + 1}: gap {kills[-1]['gap_s']} s, takeover said after {kills[-1]['detected_s']} s",
                           file=sys.stderr)
-                    processes[victim] = await IngestProcess(victim, workdir, config, server.url).start()
+                    processes[victim] = await IngestProcess(victim, workdir, config, server.url).started()
                 problems = market.problems("kraken") + market.problems("bitfinex")
             finally:
                 for process in processes.values():

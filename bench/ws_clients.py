@@ -44,35 +44,25 @@ async def serve(frames: int) -> None:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
-async def with_websockets(url: str) -> tuple[int, float]:
+async def with_websockets(url: str, decode: bool = True) -> tuple[int, float]:
+    """websockets; ``decode=False``: text frames handed over as bytes (no UTF-8 decode)."""
     from websockets.asyncio.client import connect
 
+    end = "end" if decode else b"end"
     async with connect(url, compression=None, max_size=None) as ws:
         await ws.send("go")
         n, cpu = 0, time.process_time()
         recv = ws.recv
         while True:
-            data = await recv()
-            if data == "end":
+            data = await recv(decode=decode)
+            if data == end:
                 break
             n += 1
         return n, time.process_time() - cpu
 
 
 async def with_websockets_bytes(url: str) -> tuple[int, float]:
-    """websockets, text frames handed over as bytes (``recv(decode=False)``: no UTF-8 decode)."""
-    from websockets.asyncio.client import connect
-
-    async with connect(url, compression=None, max_size=None) as ws:
-        await ws.send("go")
-        n, cpu = 0, time.process_time()
-        recv = ws.recv
-        while True:
-            data = await recv(decode=False)
-            if data == b"end":
-                break
-            n += 1
-        return n, time.process_time() - cpu
+    return await with_websockets(url, decode=False)
 
 
 async def with_aiohttp(url: str) -> tuple[int, float]:

@@ -212,7 +212,7 @@ class FeedOwnership:
         self._set_problem(problem)
         for feed_id, owned in list(self.owned.items()):
             if owned.task is not None and owned.task.done():
-                await self._lost(feed_id, "its feed stopped")  # an error ended it: hand it on
+                await self._lost(feed_id, "its feed stopped", release=True)  # an error ended it: hand it on
         for feed_id, warm in list(self.standbys.items()):
             if warm.task is not None and warm.task.done():
                 del self.standbys[feed_id]  # started again below while still next in line
@@ -232,6 +232,7 @@ class FeedOwnership:
                 log.info("feed kept warm", feed=feed_id, member=self.id, owner=wanted)
                 self.standbys[feed_id] = self._start(feed_id, OwnedFeed(revision=0, renewed=0.0))
             elif not next_in_line and feed_id in self.standbys:
+                log.info("feed no longer kept warm", feed=feed_id, member=self.id, owner=wanted)
                 await self._stop(self.standbys.pop(feed_id))
 
     def live_members(self) -> list[str]:
@@ -323,7 +324,7 @@ class FeedOwnership:
                 else:
                     previous = seen.value.owner
                 revision = await self.kv.update(key, self._lease(), last=seen.revision)
-        except (KeyWrongLastSequenceError, Exception) as e:  # noqa: BLE001 - someone was faster, or the store
+        except Exception as e:  # noqa: BLE001 - someone was faster (a wrong last revision), or the store
             log.debug("feed not claimed", feed=feed_id, error=type(e).__name__)
             return
         sent = time.monotonic()
@@ -375,10 +376,11 @@ class FeedOwnership:
             entry.task.cancel()
             await asyncio.gather(entry.task, return_exceptions=True)
 
-    async def _lost(self, feed_id: str, why: str) -> None:
+    async def _lost(self, feed_id: str, why: str, *, release: bool = False) -> None:
+        """Stop ``feed_id``; ``release``: also delete its lease (this process still holds it)."""
         log.warning("feed given up", feed=feed_id, member=self.id, why=why)
         owned = await self._stop_feed(feed_id)
-        if owned is not None and why == "its feed stopped":
+        if owned is not None and release:
             await self._delete_lease(feed_id, owned.revision)
 
     async def _hand_over(self, feed_id: str, to: str | None) -> None:

@@ -413,10 +413,8 @@ async def run_shared(nc: Any, specs: list[FeedSpec], stop: asyncio.Event, settin
     kv = await feeds_bucket(nc.jetstream())
 
     def make_feed(feed_id: str, feed_stop: asyncio.Event, may_publish: Callable[[], bool]) -> Ingestor:
-        either = asyncio.Event()  # the process stops, or this feed does
-        for event in (stop, feed_stop):
-            asyncio.create_task(event.wait()).add_done_callback(lambda _t: either.set())
-        return Ingestor(nc, [units[feed_id]], either, may_publish=may_publish, **options)
+        # feed_stop is also set when the process stops: the ownership hands every feed over then
+        return Ingestor(nc, [units[feed_id]], feed_stop, may_publish=may_publish, **options)
 
     described = "\n".join(f"{f} {u.symbols} {sorted(u.channels)} {u.url}" for f, u in sorted(units.items()))
     ownership = FeedOwnership(kv, nc, list(units), make_feed, venue_of=lambda f: units[f].venue,

@@ -121,14 +121,14 @@ def executor_env(nats_url: str, venue_urls: dict[str, str], **settings: Any) -> 
     return env
 
 
-class ExecutorProcess:
-    """One `exbus execute --sim-credentials` process; ``kill`` is SIGKILL (no drain, no acks)."""
+class ExbusProcess:
+    """One `exbus ...` child process, its output in ``<workdir>/<name>.log``; ``kill`` is
+    SIGKILL (no drain), ``stop`` SIGTERM and wait."""
 
-    def __init__(self, name: str, workdir: Path, env: dict[str, str], replicas: int = 1) -> None:
+    def __init__(self, name: str, workdir: Path, env: dict[str, str]) -> None:
         self.name = name
         self.workdir = workdir
         self.env = env
-        self.replicas = replicas
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
 
@@ -136,12 +136,15 @@ class ExecutorProcess:
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
 
+    def argv(self) -> list[str]:
+        """The exbus arguments (after ``exbus``)."""
+        raise NotImplementedError
+
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                *EXBUS, "execute", "--sim-credentials", "--replicas", str(self.replicas), env=process_env(**self.env),
-                stdout=log, stderr=log, cwd=ROOT)
+            self.proc = await asyncio.create_subprocess_exec(*EXBUS, *self.argv(), env=process_env(**self.env),
+                                                             stdout=log, stderr=log, cwd=ROOT)
         self.starts += 1
 
     async def kill(self) -> None:
@@ -150,7 +153,7 @@ class ExecutorProcess:
             await self.proc.wait()
 
     async def stop(self, timeout_s: float = 60.0) -> int | None:
-        """SIGTERM and wait (the replica drains and finishes what it started)."""
+        """SIGTERM and wait (an executor drains and finishes what it started)."""
         if self.proc is None:
             return None
         if self.proc.returncode is None:
@@ -163,3 +166,14 @@ class ExecutorProcess:
 
     def log_tail(self, chars: int = 1500) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+
+class ExecutorProcess(ExbusProcess):
+    """One `exbus execute --sim-credentials` process."""
+
+    def __init__(self, name: str, workdir: Path, env: dict[str, str], replicas: int = 1) -> None:
+        super().__init__(name, workdir, env)
+        self.replicas = replicas
+
+    def argv(self) -> list[str]:
+        return ["execute", "--sim-credentials", "--replicas", str(self.replicas)]

@@ -9,19 +9,22 @@ A `Market` subscriber keeps every ``md.<venue>.>`` message with its arrival time
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import nats
 
 from schemas import decode
 from schemas.market import BookDelta, BookSnapshot, FeedStatus, MarketData
+from services.bus.streams import KV_FEEDS, ensure_streams
+from services.config import StreamSettings
+from services.ingestor.ownership import rendezvous_owner
 from services.ingestor.replay import ReplayServer, load_recording, replay_spec
 from services.venues.wsbase import ws_adapter
-from tests.executor.processes import EXBUS, ROOT, process_env
+from tests.executor.processes import ExbusProcess
 
 RECORDINGS = {"kraken": "KRAKEN.ws.50.0", "bitfinex": "BITFINEX.ws.11.0"}
 """Venues whose books come as WebSocket snapshots (a new connection starts a fresh book)."""
@@ -61,51 +64,33 @@ class Replays:
         return "\n".join(lines)
 
 
-class IngestProcess:
-    """One `exbus ingest --config` process; ``kill`` is SIGKILL."""
+class IngestProcess(ExbusProcess):
+    """One `exbus --config FILE ingest` process, named as its member id."""
 
     def __init__(self, name: str, workdir: Path, config: Path, nats_url: str) -> None:
-        self.name, self.workdir, self.config, self.nats_url = name, workdir, config, nats_url
-        self.proc: asyncio.subprocess.Process | None = None
+        super().__init__(name, workdir, {"NATS_URL": nats_url, "EXBUS_INGESTOR_MEMBER_ID": name,
+                                         "EXBUS_LOG_LEVEL": "info", "EXBUS_OBSERVABILITY_HOST": "127.0.0.1",
+                                         "EXBUS_OBSERVABILITY_INGESTOR_PORT": "0",
+                                         "PYTHONUNBUFFERED": "1"})  # warm() reads the log as it is written
+        self.config = config
 
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / f"{self.name}.log"
+    def argv(self) -> list[str]:
+        return ["--config", str(self.config), "ingest"]
 
-    async def start(self) -> "IngestProcess":
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        env = process_env(NATS_URL=self.nats_url, EXBUS_INGESTOR_MEMBER_ID=self.name, EXBUS_LOG_LEVEL="info",
-                          EXBUS_OBSERVABILITY_HOST="127.0.0.1", EXBUS_OBSERVABILITY_INGESTOR_PORT="0")
-        with open(self.log_path, "ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(*EXBUS, "--config", str(self.config), "ingest", env=env,
-                                                             stdout=log, stderr=log, cwd=ROOT)
+    async def started(self) -> "IngestProcess":
+        await self.start()
         return self
 
-    async def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-            await self.proc.wait()
-
-    async def stop(self, timeout_s: float = 10.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), timeout_s)
-            except asyncio.TimeoutError:
-                await self.kill()
-        return self.proc.returncode
-
     def warm(self, feed: str) -> bool:
-        """Whether the process logged that it keeps ``feed`` warm (its standby is running)."""
+        """Whether the process keeps ``feed`` warm now: the last thing it logged of the feed
+        is that it keeps it warm (not that it owns it, handed it over or gave it up)."""
         if not self.log_path.exists():
             return False
-        return any('"feed kept warm"' in line and f'"feed": "{feed}"' in line
-                   for line in self.log_path.read_text(errors="replace").splitlines())
-
-    def log_tail(self, chars: int = 2000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+        last = None
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if f'"feed": "{feed}"' in line and '"component": "feeds"' in line:
+                last = line
+        return last is not None and '"feed kept warm"' in last
 
 
 class Market:
@@ -142,6 +127,16 @@ class Market:
         return out
 
 
+async def feeds_bus(nats_url: str) -> tuple[Any, Any, Market]:
+    """A connection with exbus's streams and buckets ensured, bucket ``feeds``, and a
+    started :class:`Market` on ``md.>``."""
+    nc = await nats.connect(nats_url)
+    await ensure_streams(nc.jetstream(), StreamSettings())
+    market = Market()
+    await market.start(nc)
+    return nc, await nc.jetstream().key_value(KV_FEEDS), market
+
+
 async def owner_of(kv: Any, feed: str) -> str | None:
     try:
         entry = await kv.get(f"feed.{feed}")
@@ -150,14 +145,32 @@ async def owner_of(kv: Any, feed: str) -> str | None:
     return msgspec.json.decode(entry.value)["owner"] if entry.value else None
 
 
-async def until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def settled_owner(kv: Any, feed: str, processes: dict[str, IngestProcess], standby: bool = False) -> str:
+    """The owner of ``feed`` once sharing has settled: the lease held by the member
+    rendezvous hashing gives it to (not one about to hand it over) and, with ``standby``,
+    the other process keeping it warm."""
+    wanted = rendezvous_owner(feed, sorted(processes))
+
+    async def settled() -> bool:
+        if await owner_of(kv, feed) != wanted:
+            return False
+        return not standby or all(p.warm(feed) for name, p in processes.items() if name != wanted)
+
+    await until(settled, 30, f"{feed} owned by {wanted}" + (", the others warm" if standby else ""))
+    assert wanted is not None
+    return wanted
+
+
+async def until(predicate: Any, timeout: float = 10.0, what: str = "condition") -> float:
+    """Seconds until ``predicate()`` (sync or async) held, polled every 10 ms;
+    AssertionError after ``timeout``."""
+    start = time.monotonic()
     while True:
         result = predicate()
         if asyncio.iscoroutine(result):
             result = await result
         if result:
-            return
-        if time.monotonic() > deadline:
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
             raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.01)

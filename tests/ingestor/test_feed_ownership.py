@@ -9,7 +9,6 @@ tests/ingestor/test_feed_takeover.py.
 from __future__ import annotations
 
 import asyncio
-import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable
 
@@ -22,6 +21,8 @@ from schemas.market import FeedStatus, MarketData
 from services.bus.streams import ensure_streams
 from services.config import StreamSettings
 from services.ingestor.ownership import KV_FEEDS, FeedOwnership, rendezvous_owner
+
+from .ingest_processes import until
 
 pytestmark = pytest.mark.timeout(60)
 FEEDS = [f"kraken.{n}" for n in range(8)]
@@ -100,16 +101,6 @@ async def bucket(nats_url: str) -> AsyncIterator[tuple[Any, Any]]:
         yield nc, await nc.jetstream().key_value(KV_FEEDS)
     finally:
         await nc.drain()
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> float:
-    """Seconds until ``predicate()`` held (polled every 10 ms); AssertionError at ``timeout``."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.01)
-    return time.monotonic() - start
 
 
 def owners(*members: Member) -> dict[str, list[str]]:

@@ -11,14 +11,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import nats
 import pytest
 
 from schemas.market import BookSnapshot
-from services.bus.streams import KV_FEEDS, ensure_streams
-from services.config import StreamSettings
 
-from .ingest_processes import IngestProcess, Market, Replays, owner_of, until
+from .ingest_processes import IngestProcess, Replays, feeds_bus, owner_of, settled_owner, until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,26 +23,19 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.mark.parametrize("standby", [False, True], ids=["cold", "warm-standby"])
 async def test_a_killed_owners_feeds_are_taken_over_with_a_gap_status_and_fresh_books(
         standby: bool, nats_url: str, tmp_path: Path, shared_data: Path) -> None:
-    nc = await nats.connect(nats_url)
-    await ensure_streams(nc.jetstream(), StreamSettings())
-    kv = await nc.jetstream().key_value(KV_FEEDS)
-    market = Market()
-    await market.start(nc)
+    nc, kv, market = await feeds_bus(nats_url)
     async with Replays(shared_data) as replays:
         config = tmp_path / "exbus.toml"
         config.write_text(replays.config(lease_s=1.0, standby=standby))
-        processes = {name: await IngestProcess(name, tmp_path, config, nats_url).start() for name in ("ingest-a", "ingest-b")}
+        processes = {name: await IngestProcess(name, tmp_path, config, nats_url).started() for name in ("ingest-a", "ingest-b")}
         try:
             async def both_owned() -> bool:
                 return all([await owner_of(kv, f"{v}.0") for v in ("kraken", "bitfinex")])
             await until(both_owned, 30, "every feed owned")
             await until(lambda: market.data("kraken", time.monotonic() - 0.5), 15, "kraken data flowing")
 
-            victim = await owner_of(kv, "kraken.0")
-            assert victim in processes, victim
+            victim = await settled_owner(kv, "kraken.0", processes, standby)
             survivor = next(n for n in processes if n != victim)
-            if standby:
-                await until(lambda: processes[survivor].warm("kraken.0"), 15, "the standby warm")
             killed_at = time.monotonic()
             await processes[victim].kill()
 
