@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "services.simulator.commands",  # sim
     "services.config_check",        # config check
     "services.observability.status",  # status
+    "services.observability.alert_relay",  # alert-relay
+    "services.bus.security",        # nats-users, nats-certs
 ]
 
 

@@ -57,6 +57,9 @@ async def connect(settings: NatsSettings, *, url: str | None = None, name: str |
     ctx = tls_context(settings)
     if ctx is not None:
         kwargs["tls"] = ctx
+        # tls:// URLs: TLS from the first byte, nothing in plaintext (the deploy configs'
+        # tls.handshake_first); nats:// upgrades after the server's INFO
+        kwargs["tls_handshake_first"] = all(s.startswith("tls://") for s in servers)
     kwargs.update(options)
     client = await nats.connect(**kwargs)
     return client
