@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from schemas import subjects
+from schemas.alerts import Alert
 from schemas.common import VENUES, now_ns
 from schemas.market import BBO, BookDelta, BookSnapshot, FeedStatus, MarketData, PriceLevel, Ticker, Trade
 from schemas.orders import (
@@ -46,7 +47,7 @@ def decode(data: bytes | str, type: type[T]) -> T:  # noqa: A002 - mirrors msgsp
 
 
 __all__ = [
-    "BBO", "Balance", "BalanceQuery", "BalanceReply", "BookDelta", "BookSnapshot", "CancelOrder",
+    "Alert", "BBO", "Balance", "BalanceQuery", "BalanceReply", "BookDelta", "BookSnapshot", "CancelOrder",
     "CredentialDenial", "CredentialGrant", "CredentialRequest", "Credentials", "AuditEvent",
     "DeadLetter", "ErrorCode", "FeedStatus", "Fill", "MarketData", "OpenOrdersQuery",
     "OpenOrdersReply", "OrderBookQuery", "OrderBookReply", "OrderCommand", "OrderEvent",

@@ -11,7 +11,8 @@ from typing import Any
 
 import msgspec
 
-from schemas import market, orders, queries, vault
+from schemas import alerts, market, orders, queries, vault
+from schemas.alerts import ALERT_NAMES, SEVERITIES
 from schemas.common import VENUES
 
 GENERATED_DIR = Path(__file__).resolve().parent / "generated"
@@ -35,6 +36,7 @@ MESSAGES: dict[str, Any] = {
     "VaultReply": vault.VaultReply,
     "AuditEvent": vault.AuditEvent,
     "Revocation": vault.Revocation,
+    "Alert": alerts.Alert,
 }
 """Every message on the bus, by the name its schema file gets."""
 
@@ -44,6 +46,8 @@ _P = {
     "account": {"description": "account name"},
     "client_order_id": {"description": "client order id"},
     "query": {"description": "query name"},
+    "severity": {"description": "alert severity", "enum": list(SEVERITIES)},
+    "name": {"description": "alert name", "enum": list(ALERT_NAMES)},
 }
 
 # channel id -> (address, parameters, message, description)
@@ -61,6 +65,7 @@ CHANNELS: dict[str, tuple[str, list[str], str, str]] = {
     "vaultCredentials": ("vault.credentials.get", [], "CredentialRequest", "Credential requests (request/reply, vault queue group)"),
     "vaultAudit": ("vault.audit", [], "AuditEvent", "Vault audit trail (stream VAULT_AUDIT)"),
     "vaultRevoked": ("vault.revoked.{venue}.{account}", ["venue", "account"], "Revocation", "Credentials revoked: holders drop them"),
+    "alerts": ("alerts.{severity}.{name}", ["severity", "name"], "Alert", "Alerts an operator must hear about at once: venue bans, auth errors, dead letters, stale feeds, vault denials (core NATS)"),
 }
 
 # operation id -> (action from the application's point of view, channel, reply message)
@@ -78,6 +83,7 @@ OPERATIONS: dict[str, tuple[str, str, str | None]] = {
     "answerCredentialRequests": ("receive", "vaultCredentials", "VaultReply"),
     "publishAudit": ("send", "vaultAudit", None),
     "publishRevocations": ("send", "vaultRevoked", None),
+    "publishAlerts": ("send", "alerts", None),
 }
 
 

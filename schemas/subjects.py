@@ -10,6 +10,7 @@
     vault.credentials.get                         credential requests (request/reply)
     vault.audit                                   audit events (stream VAULT_AUDIT)
     vault.revoked.<venue>.<account>               revocations
+    alerts.<severity>.<name>                      alerts (bans, auth errors, dead letters, stale feeds, vault denials)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Literal
 
 import msgspec
 
+from schemas.alerts import ALERT_NAMES, SEVERITIES
 from schemas.common import VENUES
 from schemas.market import CHANNELS
 from schemas.queries import PRIVATE_QUERIES, PUBLIC_QUERIES
@@ -30,6 +32,7 @@ MD_ALL = "md.>"
 ORDERS_SUBMIT_ALL = "orders.submit.>"
 ORDERS_EVENTS_ALL = "orders.events.>"
 ORDERS_DEADLETTER_ALL = "orders.deadletter.>"
+ALERTS_ALL = "alerts.>"
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,16}-[A-Z0-9]{1,16}$")
 _ACCOUNT = re.compile(r"^[a-z0-9_-]{1,32}$")
@@ -116,9 +119,20 @@ def vault_revoked(venue: str, account: str) -> str:
     return f"vault.revoked.{_venue(venue)}.{_account(account)}"
 
 
+def alert(severity: str, name: str) -> str:
+    """``alerts.<severity>.<name>``."""
+    return f"alerts.{_check('severity', severity, severity in SEVERITIES)}.{_check('alert name', name, name in ALERT_NAMES)}"
+
+
+def alerts_of(severity: str = "*") -> str:
+    """Wildcard for the alerts of one severity (``*`` for any)."""
+    s = severity if severity == "*" else _check("severity", severity, severity in SEVERITIES)
+    return f"alerts.{s}.*"
+
+
 SubjectKind = Literal[
     "md", "md_status", "orders_submit", "orders_event", "orders_deadletter",
-    "query", "public_query", "vault_credentials", "vault_audit", "vault_revoked",
+    "query", "public_query", "vault_credentials", "vault_audit", "vault_revoked", "alert",
 ]
 
 
@@ -132,6 +146,8 @@ class Subject(msgspec.Struct, frozen=True):
     symbol: str | None = None
     client_order_id: str | None = None
     query: str | None = None
+    severity: str | None = None
+    name: str | None = None
 
 
 def parse(subject: str) -> Subject:
@@ -165,6 +181,9 @@ def parse(subject: str) -> Subject:
                 return Subject("vault_audit")
             if n == 4 and t[1] == "revoked":
                 return Subject("vault_revoked", venue=_venue(t[2]), account=_account(t[3]))
+        elif t[0] == "alerts" and n == 3:
+            alert(t[1], t[2])
+            return Subject("alert", severity=t[1], name=t[2])
     except SubjectError as e:
         raise SubjectError(f"{subject!r}: {e}") from None
     raise SubjectError(f"{subject!r} is not an exbus subject")
