@@ -31,7 +31,7 @@ _running: set["EmbeddedNats"] = set()
 
 PERMISSIONS_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "exbus.conf"
 """The per-service permissions of deploy/: the same file for a deployment and for ``exbus up``."""
-SERVICE_USERS = ("vault", "executor", "ingestor", "strategy", "operator")
+SERVICE_USERS = ("vault", "executor", "ingestor", "alerts", "strategy", "operator")
 """The users of PERMISSIONS_CONF."""
 
 

@@ -23,7 +23,7 @@ from .conftest import DEPLOY
 
 NATS = DEPLOY / "nats"
 CONFIGS = [NATS / "single.conf", *(NATS / "cluster" / f"node-{i}.conf" for i in (1, 2, 3))]
-USERS = ("vault", "executor", "ingestor", "strategy", "operator", "route")
+USERS = ("vault", "executor", "ingestor", "alerts", "strategy", "operator", "route")
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from services.vault.store import VaultStore
 from services.vault.tokens import public_key_pem
 
 CONF = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "exbus.conf"
-USERS = ("vault", "executor", "ingestor", "strategy", "operator")
+USERS = SERVICE_USERS
 CREDS = Credentials(api_key="perm-test-key", secret="perm-test-secret")
 
 
