@@ -27,6 +27,7 @@ from services.executor.gateway import VenueGateway
 from services.executor.ratelimit import LeaseTimeout
 from services.executor.state import OrderRecord, OrderStates, order_key
 from services.logs import get_logger
+from services.observability.alerts import AlertPublisher
 from services.observability.catalog import EXECUTOR as METRICS
 from services.venues.base import CancelAccepted
 from services.venues.errors import (
@@ -113,6 +114,8 @@ class CommandWorker:
         self.max_deliver = max_deliver
         self._rules: dict[str, dict[str, MarketRules]] = {}
         self.processed = 0
+        self.alerts: AlertPublisher | None = None
+        """Where auth errors and dead letters are alerted (alerts.<severity>.<name>)."""
 
     # --- the message loop's entry point ------------------------------------------------------
     async def handle(self, msg: Any) -> None:
@@ -176,6 +179,10 @@ class CommandWorker:
         """Publish to ORDER_EVENTS, de-duplicated by event id; waits for the stream's ack."""
         subject = subjects.orders_event(event.venue, event.account, event.client_order_id)
         await self.js.publish(subject, schemas.encode(event), headers={"Nats-Msg-Id": event.event_id})
+        if event.error == "auth_error" and self.alerts is not None:
+            await self.alerts.alert("critical", "auth_error", f"{event.venue}/{event.account}: {event.reason or 'auth_error'}",
+                                    venue=event.venue, account=event.account,
+                                    details={"command_id": event.command_id or "", "status": event.status})
 
     async def _malformed(self, msg: Any, reason: str) -> None:
         """A command that breaks the contract: a ``rejected`` event when its routing fields
@@ -197,6 +204,11 @@ class CommandWorker:
             await self.js.publish(subjects.orders_deadletter(parts[2], parts[3]), schemas.encode(dead))
             METRICS.command(parts[2] if parts[2] in schemas.VENUES else "unknown", "dead_letter")
             log.warning("command dead-lettered", subject=msg.subject, reason=reason)
+            if self.alerts is not None:
+                venue = parts[2] if parts[2] in schemas.VENUES else None
+                await self.alerts.alert("warning", "dead_letter", f"undecodable command on {msg.subject}: {reason}",
+                                        key=subjects.orders_deadletter(parts[2], parts[3]), venue=venue,
+                                        details={"subject": msg.subject[:200]})
         else:
             await self.publish(event)
             METRICS.command(event.venue, "rejected")

@@ -75,22 +75,25 @@ class IngestorMetrics(ServiceMetrics):
         """Venues whose every connection has connected (and subscribed) at least once."""
         self._seen: weakref.WeakKeyDictionary[Any, tuple[int, int, int]] = weakref.WeakKeyDictionary()
 
-    def observe(self, venue: str, feed: Any, published: Sequence[Any]) -> None:
+    def observe(self, venue: str, feed: Any, published: Sequence[Any], lag: bool = True) -> bool:
         """After a feed's actions were published (the publisher counts the messages in
-        ``exbus_md_messages_total``): the feed lag of the last market-data message, and on
-        a status message the feed's integrity counters (FeedStats) and connection state."""
+        ``exbus_md_messages_total``): the feed lag of the last market-data message (not
+        with ``lag`` false: a replay's venue times are the recording's), and on a status
+        message the feed's integrity counters (FeedStats) and connection state. Returns
+        whether ``published`` held a status message."""
         last, status = None, False
         for m in published:
             if type(m) in CHANNEL_OF:
                 last = m
             else:
                 status = True
-        if last is not None:
+        if last is not None and lag:
             self.feed_lag.labels(venue).set((last.ts_recv - last.ts_event) / 1e9)
         if status:
             self._feed_state(venue, feed)
 
     def _feed_state(self, venue: str, feed: Any) -> None:
+        return status
         stats = feed.stats
         now = (stats.gaps, stats.resyncs, stats.checksum_failures)
         before = self._seen.get(feed, (0, 0, 0))

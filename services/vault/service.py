@@ -23,10 +23,11 @@ from typing import Any, Callable
 import msgspec
 from nats.js import JetStreamContext
 
-from schemas import decode, encode
+from schemas import VENUES, decode, encode
 from schemas.subjects import VAULT_CREDENTIALS_GET
 from schemas.vault import CredentialDenial, CredentialGrant, CredentialRequest, VaultReply
 from services.logs import get_logger
+from services.observability.alerts import AlertPublisher
 from services.observability.catalog import VAULT as METRICS
 from services.vault import audit
 from services.vault.crypto import (
@@ -39,6 +40,9 @@ from services.vault.tokens import TokenError, load_public_key, verify_token
 log = get_logger("vault")
 
 QUEUE_GROUP = "vault"
+
+SUSPICIOUS_DENIALS = frozenset({"unauthenticated", "forbidden", "replayed", "malformed"})
+"""Denials that may be an attack rather than a misconfiguration: critical alerts."""
 
 _public_key = functools.lru_cache(maxsize=1024)(load_public_key)
 """Ed25519 key objects, parsed once per registered PEM."""
@@ -71,6 +75,8 @@ class VaultService:
         self.settings = settings
         self._load_ring = load_ring
         self.ring = load_ring()
+        self.alerts: AlertPublisher | None = None
+        """Where denials are alerted (alerts.<severity>.vault_denial)."""
 
     async def answer(self, data: bytes) -> VaultReply:
         """The reply to one request (grant or denial), its audit event stored first."""
@@ -78,13 +84,14 @@ class VaultService:
             request = decode(data, CredentialRequest)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             reason = f"request does not decode: {e}"
-            await self._audit_denial("unknown", None, None, reason)
+            await self._audit_denial("unknown", None, None, reason, code="malformed")
             METRICS.denials.labels("malformed").inc()
             return CredentialDenial(request_id=_request_id_of(data), code="malformed", reason=reason)
         try:
             grant, key_version = await self._grant(request)
         except Denied as d:
-            await self._audit_denial(request.service_id, request.venue, request.account, f"{d.code}: {d.reason}")
+            await self._audit_denial(request.service_id, request.venue, request.account, f"{d.code}: {d.reason}",
+                                     code=d.code)
             METRICS.denials.labels(d.code).inc()
             return CredentialDenial(request_id=request.request_id, code=d.code, reason=d.reason)  # type: ignore[arg-type]
         event = audit.audit_event("grant", request.service_id, "ok", venue=request.venue, account=request.account,
@@ -157,7 +164,8 @@ class VaultService:
         log.info("master key ring reloaded", versions=self.ring.versions)
         return decrypt_secret(self.ring, venue, account, secret)
 
-    async def _audit_denial(self, actor: str, venue: str | None, account: str | None, reason: str) -> None:
+    async def _audit_denial(self, actor: str, venue: str | None, account: str | None, reason: str,
+                            code: str = "") -> None:
         event = audit.audit_event("deny", actor, "denied", venue=venue, account=account, reason=reason[:500])
         try:
             await audit.record(self.js, event)
@@ -167,6 +175,12 @@ class VaultService:
 
 
 def _request_id_of(data: bytes) -> str:
+        if self.alerts is not None:
+            severity = "critical" if code in SUSPICIOUS_DENIALS else "warning"
+            await self.alerts.alert(severity, "vault_denial", f"vault refused {actor} for {venue or '?'}/{account or '?'}: {reason}",
+                                    key=f"{actor}.{venue or '-'}.{account or '-'}.{code}",
+                                    venue=venue if venue in VENUES else None, account=account,
+                                    details={"service_id": actor[:100], "code": code})
     try:
         rid = msgspec.json.decode(data, type=dict).get("request_id")
     except msgspec.DecodeError:
@@ -190,6 +204,7 @@ async def run_vault(nc: Any, config: Any, stop: asyncio.Event, *,
     await service.service_keys.start()
 
     async def on_request(msg: Any) -> None:
+    service.alerts = AlertPublisher(nc, "vault")
         if not msg.reply:
             return
         try:
