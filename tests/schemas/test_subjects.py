@@ -69,3 +69,23 @@ def test_bad_tokens_never_make_a_subject(build) -> None:
 def test_foreign_subjects_do_not_parse(s: str) -> None:
     with pytest.raises(subjects.SubjectError):
         subjects.parse(s)
+
+
+@pytest.mark.parametrize("severity", ["critical", "warning", "info"])
+def test_alert_subjects_round_trip(severity: str) -> None:
+    from schemas.alerts import ALERT_NAMES
+
+    for name in ALERT_NAMES:
+        s = subjects.alert(severity, name)
+        assert s == f"alerts.{severity}.{name}"
+        parsed = subjects.parse(s)
+        assert (parsed.kind, parsed.severity, parsed.name) == ("alert", severity, name)
+    assert subjects.alerts_of(severity) == f"alerts.{severity}.*"
+
+
+@pytest.mark.parametrize("bad", [("urgent", "auth_error"), ("critical", "whatever"), ("critical", "auth_error.x")])
+def test_alert_subjects_refuse_unknown_tokens(bad: tuple[str, str]) -> None:
+    with pytest.raises(subjects.SubjectError):
+        subjects.alert(*bad)
+    with pytest.raises(subjects.SubjectError):
+        subjects.parse(f"alerts.{bad[0]}.{bad[1]}")
