@@ -123,6 +123,16 @@ class OrdersPerVenue:
         return "\n".join(lines)
 
 
+async def print_alerts(nc: Any, out: TextIO) -> None:
+    """Print every alert on ``alerts.>`` as it comes (a pager bridge would subscribe so)."""
+
+    async def on_alert(msg: Any) -> None:
+        a = schemas.decode(msg.data, schemas.Alert)
+        print(f"alert: {msg.subject} [{a.service}] {a.summary}", file=out)
+
+    await nc.subscribe(subjects.ALERTS_ALL, cb=on_alert)
+
+
 async def sample_strategy(system: Any, nc: Any, out: TextIO, stop: asyncio.Event) -> None:
     """What a strategy does with exbus (on ``nc``, its own connection), once; then it keeps
     trading until ``stop``."""
@@ -162,6 +172,7 @@ async def run_demo(config: Config, stop: asyncio.Event, seconds: float | None = 
         orders = OrdersPerVenue()
         await orders.start(bus.nc)
         strategy_nc = await system.connect_as("strategy", "exbus-demo-strategy")  # what deploy/ lets strategies do
+        await print_alerts(strategy_nc, out)
         await sample_market_data(strategy_nc, out, stop)
         strategy = asyncio.create_task(sample_strategy(system, strategy_nc, out, stop))
         await rates.show(out, stop, extra=orders.render)
