@@ -277,8 +277,9 @@ class CommandWorker:
                 if attempt + 1 == self.send_attempts:
                     return event_for(cmd, "failed", error=e.code, reason=str(e))  # type: ignore[arg-type]
                 await asyncio.sleep(0.2 * (attempt + 1))
-            except RateLimited as e:
-                # refused unprocessed: the redelivery sends again without reconciling first
+            except (RateLimited, LeaseTimeout) as e:
+                # refused unprocessed, or never sent (no rate-limit lease: the fleet is blocked):
+                # the redelivery sends again without reconciling first
                 await self._unsend(cmd)
                 return final_refusal(cmd, e)
             except (LeaseTimeout, CredentialsUnavailable, VenueError) as e:
@@ -287,9 +288,9 @@ class CommandWorker:
                          reason="the venue neither confirmed nor denied the order after repeated queries")
 
     async def _unsend(self, cmd: PlaceOrder) -> None:
-        """Mark a place the venue refused without processing it (a rate-limit answer) as not
-        sent, so its redelivery sends it again instead of querying for an order that cannot
-        exist. Left as it is when the record changed meanwhile (then the query decides)."""
+        """Mark a place the venue refused without processing it (a rate-limit answer), or one
+        never sent (no lease), as not sent, so its redelivery sends it again instead of
+        querying for an order that cannot exist. Left as it is when the record changed meanwhile (then the query decides)."""
         key = order_key(cmd.venue, cmd.account, cmd.client_order_id)
         record, rev = await self.states.latest(key)
         if record is not None and rev is not None and record.command_id == cmd.command_id and record.phase == "sent":
