@@ -282,7 +282,7 @@ class CommandWorker:
                 # the redelivery sends again without reconciling first
                 await self._unsend(cmd)
                 return final_refusal(cmd, e)
-            except (LeaseTimeout, CredentialsUnavailable, VenueError) as e:
+            except (CredentialsUnavailable, VenueError) as e:
                 return final_refusal(cmd, e)
         return event_for(cmd, "failed", error="outcome_unknown",
                          reason="the venue neither confirmed nor denied the order after repeated queries")
