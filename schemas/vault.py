@@ -69,7 +69,7 @@ class CredentialDenial(msgspec.Struct, frozen=True, tag_field="type", tag="crede
 
 VaultReply = Union[CredentialGrant, CredentialDenial]
 
-AuditAction = Literal["grant", "deny", "add", "rotate", "revoke", "restore", "backup", "retire"]
+AuditAction = Literal["grant", "deny", "add", "rotate", "revoke", "restore", "backup", "retire", "purge"]
 
 
 class AuditEvent(msgspec.Struct, frozen=True, tag_field="type", tag="audit", kw_only=True):
@@ -96,15 +96,28 @@ class Revocation(msgspec.Struct, frozen=True, tag_field="type", tag="revocation"
     ts: Nanos
 
 
+KeyEnvironment = Literal["live", "testnet"]
+"""Which endpoints a venue key was issued for: the venue's live ones or its test ones
+(testnet, demo or sandbox)."""
+
+
 class Credentials(msgspec.Struct, frozen=True, kw_only=True):
     """Plaintext exchange credentials. Exists only inside a sealed box or in process
-    memory; its repr never shows the values."""
+    memory; its repr never shows the secret values.
+
+    ``environment`` and ``allowed_ips`` (the IP allow-list the key was registered with at
+    the venue: addresses or CIDR networks) are not secret; they travel encrypted with the
+    key so they cannot be changed apart from it. Keys stored before they existed read as
+    ``live`` with no allow-list."""
 
     api_key: str
     secret: str
     passphrase: str | None = None
+    environment: KeyEnvironment = "live"
+    allowed_ips: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        return "Credentials(api_key=<redacted>, secret=<redacted>, passphrase=<redacted>)"
+        return ("Credentials(api_key=<redacted>, secret=<redacted>, passphrase=<redacted>, "
+                f"environment={self.environment!r}, allowed_ips={list(self.allowed_ips)!r})")
 
     __str__ = __repr__

@@ -9,6 +9,7 @@ are audited after, so an audit outage never keeps a leaked key alive.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from schemas import encode
@@ -16,7 +17,8 @@ from schemas.subjects import vault_revoked
 from schemas.vault import Credentials, Revocation
 from services.vault import audit
 from services.vault.crypto import MasterKeyError, MasterKeyRing, encrypt_secret
-from services.vault.store import Backup, SecretRecord, VaultStore
+from services.vault.settings import VaultSettings
+from services.vault.store import Backup, Revision, SecretRecord, VaultStore
 
 
 async def announce_revocation(nc: Any, venue: str, account: str, reason: str) -> None:
@@ -33,7 +35,8 @@ async def add_credentials(nc: Any, store: VaultStore, ring: MasterKeyRing, venue
     await audit.record(nc.jetstream(), audit.audit_event("add", actor, "ok", venue=venue, account=account,
                                              key_version=ring.current_version,
                                              reason="replaced" if existed else None))
-    record = await store.put_secret(venue, account, encrypt_secret(ring, venue, account, credentials))
+    record = await store.put_secret(venue, account, encrypt_secret(ring, venue, account, credentials),
+                                    environment=credentials.environment, allowed_ips=credentials.allowed_ips)
     if existed:
         await announce_revocation(nc, venue, account, "credentials replaced")
     return record
@@ -104,3 +107,34 @@ async def register_service(nc: Any, store: VaultStore, service_id: str, public_k
     """Register a service's Ed25519 public key (audited first)."""
     await audit.record(nc.jetstream(), audit.audit_event("add", actor, "ok", reason=f"service {service_id} registered"))
     await store.put_service_key(service_id, public_key_pem)
+
+
+@dataclass
+class PurgeReport:
+    """What a retention run removed (or, dry, would remove)."""
+
+    revisions: list[Revision]
+    """Old versions of vault keys."""
+    audit_entries: int
+    """Audit entries older than the audit trail's age limit."""
+    audit_max_age_s: float
+
+
+async def purge_vault(nc: Any, store: VaultStore, settings: VaultSettings, audit_max_age_s: float, *,
+                      dry_run: bool = False, now_ns: int | None = None, actor: str = "operator") -> PurgeReport:
+    """Apply the retention: old key versions go (``retain_versions``,
+    ``retain_version_age_s``) and the audit stream gets the age limit ``audit_max_age_s``,
+    which drops older entries. Narrowing, so it takes effect first and is audited after;
+    ``dry_run`` changes nothing and records nothing; ``now_ns`` is the clock key versions
+    are aged by. Backups hold current records only and stay restorable."""
+    gone = await store.purge_revisions(keep=settings.retain_versions, max_age_s=settings.retain_version_age_s,
+                                       now_ns=now_ns, dry_run=dry_run)
+    old_audit = await audit.entries_older_than(nc, audit_max_age_s)  # the server's clock decides these
+    report = PurgeReport(revisions=gone, audit_entries=old_audit, audit_max_age_s=audit_max_age_s)
+    if dry_run:
+        return report
+    await audit.apply_age_limit(nc.jetstream(), audit_max_age_s)
+    if gone or old_audit:
+        await audit.record(nc.jetstream(), audit.audit_event(
+            "purge", actor, "ok", reason=f"{len(gone)} old key versions, {old_audit} audit entries"))
+    return report

@@ -1,4 +1,4 @@
-"""Subcommands of the vault: ``vault`` (init, run, rotate, retire, backup, restore,
+"""Subcommands of the vault: ``vault`` (init, run, rotate, retire, backup, restore, purge,
 dev-bootstrap), ``keys`` (add, list, revoke) and ``service register``.
 
 Credential values never come from argv: ``keys add`` prompts without echo, or reads
@@ -41,6 +41,10 @@ def register(sub: Any) -> None:
     p = vs.add_parser("restore", help="restore records from FILE (refused unless the master key opens them)")
     p.add_argument("file")
     p.set_defaults(handler=cmd_vault_restore)
+    p = vs.add_parser("purge", help="apply the retention: drop old key versions (vault.retain_versions, "
+                      "retain_version_age_s) and audit entries older than streams.vault_audit_max_age_s")
+    p.add_argument("--dry-run", action="store_true", help="list what would go; change nothing")
+    p.set_defaults(handler=cmd_vault_purge)
     p = vs.add_parser("dev-bootstrap", help="DEV ONLY: dev master key, dev executor, simulator paper keys")
     p.set_defaults(handler=cmd_vault_dev_bootstrap)
 
@@ -51,6 +55,12 @@ def register(sub: Any) -> None:
     p.add_argument("account")
     p.add_argument("--stdin", action="store_true",
                    help='read {"api_key": ..., "secret": ..., "passphrase": ...} from stdin')
+    p.add_argument("--environment", choices=["live", "testnet"],
+                   help="endpoints the key was issued for (default: live)")
+    p.add_argument("--allowed-ip", action="append", default=[], metavar="IP[,IP...]",
+                   help="an address or CIDR network the key is allowed from at the venue (repeatable)")
+    p.add_argument("--no-allowed-ip", action="store_true",
+                   help="the key has no IP allow-list at the venue (needed to add an upbit or korbit key without one)")
     p.set_defaults(handler=cmd_keys_add)
     p = ks.add_parser("list", help="list accounts (never secrets)")
     p.set_defaults(handler=cmd_keys_list)
@@ -79,20 +89,30 @@ def _ring(config: Any) -> Any:
     return load_master_keys(config.vault.master_key_file or None, config.vault.master_key_env)
 
 
-def _run(config: Any, name: str, action: Any) -> int:
-    """Run ``action(nc, store)`` on the bus (NATS_URL, else the embedded server)."""
+def _bad_input(message: str) -> int:
+    print(f"exbus: {message}", file=sys.stderr)
+    return 2
+
+
+def _run(config: Any, name: str, action: Any, *, ensure: bool = True) -> int:
+    """Run ``action(nc, store)`` on the bus (NATS_URL, else the embedded server);
+    ``ensure=False`` leaves streams and buckets as they are."""
+    from nats.js.errors import NotFoundError
+
     from services.bus.lifecycle import Bus, run_until_signal
     from services.vault.crypto import VaultCryptoError
     from services.vault.store import StoreError, VaultStore
     from services.vault.audit import AuditUnavailable
 
     async def main(stop: asyncio.Event) -> int:
-        async with Bus(config, name=name) as bus:
-            store = await VaultStore.open(bus.js, jti_ttl_s=config.vault.token_max_age_s + 2 * config.vault.clock_skew_s)
+        async with Bus(config, name=name, ensure=ensure) as bus:
             try:
+                store = await VaultStore.open(bus.js, jti_ttl_s=config.vault.token_max_age_s + 2 * config.vault.clock_skew_s)
                 return int(await action(bus.nc, store) or 0)
             except (VaultCryptoError, StoreError, AuditUnavailable) as e:
                 return _fail(str(e))
+            except NotFoundError:  # only without ensure: nothing was ever stored here
+                return _fail("this server holds no vault yet (bucket vault or stream VAULT_AUDIT missing)")
 
     return run_until_signal(main)
 
@@ -203,6 +223,26 @@ def cmd_vault_restore(args: argparse.Namespace) -> int:
     return _run(config, "exbus-vault-restore", action)
 
 
+def cmd_vault_purge(args: argparse.Namespace) -> int:
+    from services.vault import admin
+
+    config = config_for_command(args)
+    settings, audit_age = config.vault, config.streams.vault_audit_max_age_s
+
+    async def action(nc: Any, store: Any) -> int:
+        report = await admin.purge_vault(nc, store, settings, audit_age, dry_run=args.dry_run)
+        verb = "would purge" if args.dry_run else "purged"
+        for rev in report.revisions:
+            print(json.dumps({"key": rev.key, "revision": rev.revision, "created_ns": rev.created_ns}))
+        print(f"{verb} {len(report.revisions)} old key versions (keeping {settings.retain_versions} per key"
+              + (f", none older than {settings.retain_version_age_s:g} s" if settings.retain_version_age_s else "")
+              + f") and {report.audit_entries} audit entries older than {audit_age:g} s")
+        return 0
+
+    # the streams are left as they are: a dry run must not apply a shortened audit age
+    return _run(config, "exbus-vault-purge", action, ensure=False)
+
+
 def cmd_vault_dev_bootstrap(args: argparse.Namespace) -> int:
     from services.vault.dev import dev_bootstrap
 
@@ -246,20 +286,55 @@ def _check_account(venue: str, account: str) -> str | None:
     return None
 
 
+def _key_metadata(args: argparse.Namespace) -> tuple[str | None, tuple[str, ...] | None]:
+    """Environment and allowed IPs from the flags (None: not given); ValueError for bad
+    input, e.g. an allow-list entry that is no IP address or CIDR network."""
+    from services.vault.allowlist import parse_allowed_ips
+
+    ips = parse_allowed_ips(args.allowed_ip) if args.allowed_ip else None
+    if args.no_allowed_ip and ips:
+        raise ValueError("--allowed-ip and --no-allowed-ip contradict each other")
+    if not args.stdin:  # refuse before prompting for the secret
+        _require_allow_list(args, ips or ())
+    return args.environment, () if args.no_allowed_ip else ips
+
+
+def _require_allow_list(args: argparse.Namespace, allowed_ips: tuple[str, ...]) -> None:
+    """ValueError for a key of a venue that binds every key to IPs, given none."""
+    from services.vault.allowlist import ALLOW_LIST_REQUIRED
+
+    if args.venue in ALLOW_LIST_REQUIRED and not allowed_ips and not args.no_allowed_ip:
+        raise ValueError(f"{ALLOW_LIST_REQUIRED[args.venue]}: give them with --allowed-ip "
+                         "(or --no-allowed-ip for an older key without a list)")
+
+
 def cmd_keys_add(args: argparse.Namespace) -> int:
     from services.vault import admin
+    from services.vault.allowlist import parse_allowed_ips
 
     config = config_for_command(args)
     if (error := _check_account(args.venue, args.account)):
-        return _fail(error)
+        return _bad_input(error)
+    try:
+        environment, allowed_ips = _key_metadata(args)
+    except ValueError as e:
+        return _bad_input(str(e))
     try:
         credentials = read_credentials(args.stdin)
+        changes: dict[str, Any] = {}
+        if environment is not None:
+            changes["environment"] = environment
+        changes["allowed_ips"] = parse_allowed_ips(credentials.allowed_ips) if allowed_ips is None else allowed_ips
+        credentials = msgspec.structs.replace(credentials, **changes)
+        _require_allow_list(args, credentials.allowed_ips)
     except ValueError as e:
-        return _fail(str(e))
+        return _bad_input(str(e))
 
     async def action(nc: Any, store: Any) -> int:
         record = await admin.add_credentials(nc, store, _ring(config), args.venue, args.account, credentials)
-        print(f"{args.venue}/{args.account} stored under master key version {record.secret.key_version}")
+        ips = ", ".join(record.allowed_ips) or "none recorded"
+        print(f"{args.venue}/{args.account} ({record.environment}) stored under master key version "
+              f"{record.secret.key_version}; allowed IPs: {ips}")
         return 0
 
     return _run(config, "exbus-keys", action)
@@ -272,7 +347,8 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
         for record in await store.list_secrets():
             version = record.secret.key_version if record.secret else "-"
             print(json.dumps({"venue": record.venue, "account": record.account, "state": record.state,
-                              "key_version": version, "updated_ns": record.updated_ns, "reason": record.reason}))
+                              "key_version": version, "updated_ns": record.updated_ns, "reason": record.reason,
+                              "environment": record.environment, "allowed_ips": list(record.allowed_ips)}))
         return 0
 
     return _run(config, "exbus-keys", action)

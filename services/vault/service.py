@@ -127,6 +127,9 @@ class VaultService:
         except VaultCryptoError as e:
             log.error("stored secret does not decrypt", venue=req.venue, account=req.account, error=str(e))
             raise Denied("internal", "the stored credentials cannot be decrypted") from None
+        if (credentials.environment, credentials.allowed_ips) != (record.environment, record.allowed_ips):
+            log.error("record metadata differs from its ciphertext", venue=req.venue, account=req.account)
+            raise Denied("internal", "the stored record was altered (environment or allowed IPs)")
         box = seal(msgspec.json.encode(credentials), req.ephemeral_public_key,
                    seal_context(req.request_id, req.venue, req.account))
         del credentials
@@ -172,15 +175,15 @@ class VaultService:
         except audit.AuditUnavailable as e:
             log.error("denial not audited", actor=actor, venue=venue, account=account, error=str(e))
         log.info("credentials denied", actor=actor, venue=venue, account=account, reason=reason)
-
-
-def _request_id_of(data: bytes) -> str:
         if self.alerts is not None:
             severity = "critical" if code in SUSPICIOUS_DENIALS else "warning"
             await self.alerts.alert(severity, "vault_denial", f"vault refused {actor} for {venue or '?'}/{account or '?'}: {reason}",
                                     key=f"{actor}.{venue or '-'}.{account or '-'}.{code}",
                                     venue=venue if venue in VENUES else None, account=account,
                                     details={"service_id": actor[:100], "code": code})
+
+
+def _request_id_of(data: bytes) -> str:
     try:
         rid = msgspec.json.decode(data, type=dict).get("request_id")
     except msgspec.DecodeError:
@@ -201,10 +204,10 @@ async def run_vault(nc: Any, config: Any, stop: asyncio.Event, *,
     js = nc.jetstream()
     store = await VaultStore.open(js, jti_ttl_s=settings.token_max_age_s + 2 * settings.clock_skew_s)
     service = VaultService(js, store, settings, load_ring or ring_loader(settings))
+    service.alerts = AlertPublisher(nc, "vault")
     await service.service_keys.start()
 
     async def on_request(msg: Any) -> None:
-    service.alerts = AlertPublisher(nc, "vault")
         if not msg.reply:
             return
         try:
@@ -220,9 +223,36 @@ async def run_vault(nc: Any, config: Any, stop: asyncio.Event, *,
     if ready is not None:
         ready.set()
     log.info("vault serving", subject=VAULT_CREDENTIALS_GET, key_versions=service.ring.versions)
+    retention = asyncio.create_task(apply_retention(nc, store, settings, config.streams.vault_audit_max_age_s, stop),
+                                    name="vault-retention")
     try:
         await stop.wait()
     finally:
+        await retention
         await sub.drain()
         await service.service_keys.stop()
         log.info("vault stopped")
+
+
+async def apply_retention(nc: Any, store: VaultStore, settings: VaultSettings, audit_max_age_s: float,
+                          stop: asyncio.Event) -> None:
+    """Purge old key versions (and apply the audit age limit) every ``purge_interval_s``
+    until ``stop``; a failed run is logged and the next one goes on."""
+    from services.vault.admin import purge_vault
+
+    if settings.purge_interval_s <= 0:
+        return
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), settings.purge_interval_s)
+            return
+        except asyncio.TimeoutError:
+            pass
+        try:
+            report = await purge_vault(nc, store, settings, audit_max_age_s, actor="vault")
+        except Exception as e:  # bus trouble: the next run tries again
+            log.warning("retention run failed", error=f"{type(e).__name__}: {e}")
+            continue
+        if report.revisions or report.audit_entries:
+            log.info("retention applied", key_versions_purged=len(report.revisions),
+                     audit_entries_dropped=report.audit_entries)

@@ -24,3 +24,12 @@ class VaultSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Service -> Ed25519 public key (PEM), besides those registered in KV ``vault``."""
     request_timeout_s: float = 5.0
     """How long a client waits for the vault's reply."""
+    retain_versions: int = 3
+    """Versions kept of each vault key (its current one included): older ones are purged
+    from the bucket's history by `exbus vault purge` and the vault service (>= 1)."""
+    retain_version_age_s: float = 0.0
+    """Versions older than this are purged too, whatever their count (0: no age limit).
+    The current version of a key always stays. The audit trail's retention is the
+    stream's age limit, ``streams.vault_audit_max_age_s`` (the stream refuses deletes)."""
+    purge_interval_s: float = 3600.0
+    """How often the vault service applies that retention (0: only `exbus vault purge`)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from nats.js import JetStreamContext
@@ -20,6 +20,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
+from schemas.vault import KeyEnvironment
 from services.bus.streams import KV_VAULT
 from services.vault.crypto import EncryptedSecret, MasterKeyError, MasterKeyRing, decrypt_secret, rewrap_secret
 
@@ -36,6 +37,11 @@ class SecretRecord(msgspec.Struct, frozen=True, kw_only=True):
     updated_ns: int
     secret: EncryptedSecret | None = None
     reason: str | None = None
+    environment: KeyEnvironment = "live"
+    """Copy of what the ciphertext holds, for listing (the grant uses the ciphertext's);
+    records stored before it existed read as ``live``."""
+    allowed_ips: tuple[str, ...] = ()
+    """Copy of the key's IP allow-list at the venue, as in the ciphertext."""
 
 
 class ServiceKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,8 +62,36 @@ class Backup(msgspec.Struct, kw_only=True):
     services: list[ServiceKey]
 
 
+class Revision(msgspec.Struct, frozen=True, kw_only=True):
+    """One stored version of a vault key (KV history): metadata only."""
+
+    key: str
+    revision: int
+    created_ns: int
+
+
+def expired_revisions(history: list[Revision], *, keep: int, max_age_s: float, now_ns: int) -> list[Revision]:
+    """The revisions of one key that retention removes, oldest first: every one beyond
+    the newest ``keep``, and every one older than ``max_age_s`` (0: no age limit). The
+    newest revision (the key's current value) always stays."""
+    ordered = sorted(history, key=lambda r: r.revision)
+    max_age_ns = int(max_age_s * 1e9)
+    gone = []
+    for i, rev in enumerate(ordered[:-1]):
+        beyond_count = len(ordered) - i > max(keep, 1)
+        too_old = max_age_ns > 0 and now_ns - rev.created_ns > max_age_ns
+        if beyond_count or too_old:
+            gone.append(rev)
+    return gone
+
+
 class StoreError(Exception):
     """A vault store operation cannot be done (the message says why)."""
+
+
+def _ns(created: Any) -> int:
+    """Nanoseconds since the epoch of a KV entry's timestamp (a datetime in nats-py)."""
+    return int(created.timestamp() * 1e9) if created is not None else 0
 
 
 def secret_key(venue: str, account: str) -> str:
@@ -76,9 +110,10 @@ _dec_service = msgspec.json.Decoder(ServiceKey)
 class VaultStore:
     """Add, read, list, revoke, re-wrap, back up and restore vault records."""
 
-    def __init__(self, kv: KeyValue, jti_kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, jti_kv: KeyValue, js: JetStreamContext) -> None:
         self.kv = kv
         self.jti_kv = jti_kv
+        self.js = js
 
     @classmethod
     async def open(cls, js: JetStreamContext, *, jti_ttl_s: float = 120.0) -> "VaultStore":
@@ -94,7 +129,7 @@ class VaultStore:
             jti_kv = await js.create_key_value(KeyValueConfig(
                 bucket=KV_VAULT_JTI, history=1, ttl=jti_ttl_s, storage=StorageType.FILE,
                 description="vault request token ids seen (replay protection)"))
-        return cls(kv, jti_kv)
+        return cls(kv, jti_kv, js)
 
     async def _keys(self, prefix: str) -> list[str]:
         try:
@@ -103,9 +138,12 @@ class VaultStore:
             return []
         return sorted(k for k in keys if k.startswith(prefix + "."))
 
-    async def put_secret(self, venue: str, account: str, secret: EncryptedSecret) -> SecretRecord:
-        """Store (or replace) the active credentials of venue/account."""
-        record = SecretRecord(venue=venue, account=account, state="active", updated_ns=time.time_ns(), secret=secret)
+    async def put_secret(self, venue: str, account: str, secret: EncryptedSecret, *,
+                         environment: KeyEnvironment = "live", allowed_ips: tuple[str, ...] = ()) -> SecretRecord:
+        """Store (or replace) the active credentials of venue/account; ``environment`` and
+        ``allowed_ips`` repeat, in the clear, what the ciphertext holds."""
+        record = SecretRecord(venue=venue, account=account, state="active", updated_ns=time.time_ns(), secret=secret,
+                              environment=environment, allowed_ips=allowed_ips)
         await self.kv.put(secret_key(venue, account), _enc.encode(record))
         return record
 
@@ -196,6 +234,36 @@ class VaultStore:
             return False
         return True
 
+    async def revisions(self) -> dict[str, list[Revision]]:
+        """Every stored revision of every key, oldest first; headers only, so no ciphertext
+        is read."""
+        watcher = await self.kv.watch(">", include_history=True, meta_only=True)
+        history: dict[str, list[Revision]] = {}
+        try:
+            async for entry in watcher:
+                if entry is None:  # end of what is stored
+                    break
+                history.setdefault(entry.key, []).append(Revision(
+                    key=entry.key, revision=entry.revision or 0, created_ns=_ns(entry.created)))
+        finally:
+            await watcher.stop()
+        return history
+
+    async def purge_revisions(self, *, keep: int, max_age_s: float, now_ns: int | None = None,
+                              dry_run: bool = False) -> list[Revision]:
+        """Remove old versions of every key under the retention (see expired_revisions);
+        returns what went (or, with ``dry_run``, what would go). A version written meanwhile
+        is never touched: each key's purge stops below its oldest kept revision."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        gone: list[Revision] = []
+        for key, history in sorted((await self.revisions()).items()):
+            expired = expired_revisions(history, keep=keep, max_age_s=max_age_s, now_ns=now_ns)
+            if expired and not dry_run:
+                await self.js.purge_stream(f"KV_{KV_VAULT}", subject=f"$KV.{KV_VAULT}.{key}",
+                                           seq=expired[-1].revision + 1)
+            gone.extend(expired)
+        return gone
+
     async def backup(self, ring: MasterKeyRing) -> bytes:
         """Every record as ciphertext, with the check values of the master keys they need."""
         secrets = await self.list_secrets()
@@ -264,4 +332,4 @@ class ServiceKeyCache:
         return cached if cached is not None else await self.store.get_service_key(service_id)
 
 
-__all__ = ["Backup", "MasterKeyError", "SecretRecord", "ServiceKey", "ServiceKeyCache", "StoreError", "VaultStore", "KV_VAULT_JTI"]
+__all__ = ["Backup", "MasterKeyError", "Revision", "SecretRecord", "ServiceKey", "ServiceKeyCache", "StoreError", "VaultStore", "KV_VAULT_JTI"]
