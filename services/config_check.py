@@ -185,6 +185,9 @@ def _numbers(raw: Mapping[str, Any]) -> Iterator[ConfigIssue]:
         ("vault", "lease_ttl_s", lambda v: v > 0, "must be > 0"),
         ("vault", "token_max_age_s", lambda v: v > 0, "must be > 0"),
         ("vault", "request_timeout_s", lambda v: v > 0, "must be > 0"),
+        ("vault", "retain_versions", lambda v: v >= 1, "must be >= 1 (the current version always stays)"),
+        ("vault", "retain_version_age_s", lambda v: v >= 0, "must be >= 0 (0: no age limit)"),
+        ("vault", "purge_interval_s", lambda v: v >= 0, "must be >= 0 (0: only `exbus vault purge`)"),
     ]
     for section, name, ok, message in rules:
         value = _table(raw, section).get(name)
@@ -247,6 +250,21 @@ def _executor(raw: Mapping[str, Any]) -> Iterator[ConfigIssue]:
     egress = _table(raw, "executor").get("egress")
     if isinstance(egress, str) and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", egress):
         yield ConfigIssue("executor.egress", f"{egress!r}: 1-64 of A-Z a-z 0-9 _ - (it is part of KV keys)")
+    egress_ip = _table(raw, "executor").get("egress_ip")
+    if isinstance(egress_ip, str) and egress_ip and not _is_ip(egress_ip):
+        yield ConfigIssue("executor.egress_ip", f"{egress_ip!r} is not an IP address")
+    if issue := _url_issue("executor.egress_echo_url", _table(raw, "executor").get("egress_echo_url"), ("http", "https")):
+        yield issue
+
+
+def _is_ip(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _vault(raw: Mapping[str, Any]) -> Iterator[ConfigIssue]:

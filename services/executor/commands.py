@@ -22,6 +22,7 @@ def register(sub: Any) -> None:
 
 def cmd_execute(args: argparse.Namespace) -> int:
     from services.executor.credentials import StaticCredentials, simulator_credentials
+    from services.executor.egress import with_egress_check
     from services.executor.service import run_executor
 
     config = config_for_command(args)
@@ -51,7 +52,8 @@ def cmd_execute(args: argparse.Namespace) -> int:
         try:
             async with Observability("executor", config.observability, ready=ready) as observability:
                 await run_executor(observability.connections(lambda: connect(config.nats, name="exbus-executor")),
-                                   config.executor, credentials, stop, replicas=args.replicas, ready=ready)
+                                   config.executor, with_egress_check(credentials, config.executor), stop,
+                                   replicas=args.replicas, ready=ready)
         finally:
             if vault_nc is not None:
                 await credentials.close()

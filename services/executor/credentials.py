@@ -3,7 +3,8 @@ the simulator's paper accounts in the demo and tests."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+from typing import Any, Awaitable, Callable, Protocol
 
 from schemas.vault import Credentials
 
@@ -32,6 +33,35 @@ class StaticCredentials:
 
     def __repr__(self) -> str:
         return f"StaticCredentials({sorted(self._table)})"
+
+
+class CheckedCredentials:
+    """A provider whose keys are checked on first use: ``check(venue, account, creds)``
+    runs in the background (never delaying the request) the first time a key is held,
+    and again when its IP allow-list changes (a replaced key)."""
+
+    def __init__(self, provider: CredentialsProvider,
+                 check: Callable[[str, str, Credentials], Awaitable[Any]]) -> None:
+        self.provider = provider
+        self._check = check
+        self._seen: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._started: list[asyncio.Task[Any]] = []
+
+    async def get(self, venue: str, account: str) -> Credentials:
+        credentials = await self.provider.get(venue, account)
+        if self._seen.get((venue, account)) != credentials.allowed_ips:
+            self._seen[(venue, account)] = credentials.allowed_ips
+            self._started.append(asyncio.create_task(self._check(venue, account, credentials),
+                                                     name=f"check-{venue}-{account}"))
+        return credentials
+
+    async def checked(self) -> list[Any]:
+        """The outcomes of the checks started since the last call, once they are done."""
+        started, self._started = self._started, []
+        return list(await asyncio.gather(*started))
+
+    def __repr__(self) -> str:
+        return f"CheckedCredentials({self.provider!r})"
 
 
 def paper_keys() -> dict[tuple[str, str], Credentials]:

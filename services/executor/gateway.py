@@ -10,11 +10,12 @@ import time
 from typing import Any
 
 from schemas.vault import Credentials
-from services.executor.credentials import CredentialsProvider
+from services.executor.credentials import CredentialsProvider, CredentialsUnavailable
 from services.executor.ratelimit import RateLimiter
 from services.executor.state import NonceSequences
 from services.venues import rest_adapter
 from services.venues.base import NON_IDEMPOTENT, FollowUp, RestAdapter
+from services.venues.environments import TESTNETS, Endpoints, endpoints, require
 from services.venues.errors import RateLimited, VenueError
 from services.venues.http import HttpTransport
 
@@ -23,25 +24,66 @@ DEFAULT_BAN_S = 120.0
 DEFAULT_BACKOFF_S = 10.0
 
 
+class KeyEnvironmentMismatch(CredentialsUnavailable):
+    """The key is for another environment than the venue's endpoints (a testnet key on live,
+    a live key on a testnet): never used; the command ends with ``auth_error``."""
+
+
 class VenueGateway:
-    """Venue calls for one executor replica; ``venue_urls`` points venues elsewhere (simulator)."""
+    """Venue calls for one executor replica; ``venue_urls`` points venues elsewhere (simulator),
+    ``environments`` puts venues on their testnet (services.venues.environments)."""
 
     def __init__(self, limiter: RateLimiter, credentials: CredentialsProvider, nonces: NonceSequences,
-                 transport: HttpTransport, venue_urls: dict[str, str] | None = None) -> None:
+                 transport: HttpTransport, venue_urls: dict[str, str] | None = None,
+                 environments: dict[str, str] | None = None) -> None:
         self.limiter = limiter
         self.credentials = credentials
         self.nonces = nonces
         self.transport = transport
         self.venue_urls = venue_urls or {}
+        self.environments = environments or {}
         self._adapters: dict[str, RestAdapter] = {}
         self.calls = 0
 
+    def environment(self, venue: str) -> str:
+        """``live`` or ``testnet``: the venue's configured environment."""
+        return self.environments.get(venue, "live")
+
+    def endpoints(self, venue: str) -> Endpoints:
+        return endpoints(venue, self.environment(venue), rest_url=self.venue_urls.get(venue))
+
     def adapter(self, venue: str) -> RestAdapter:
-        """The venue's REST adapter (ValueError for a venue without one)."""
+        """The venue's REST adapter on its environment's endpoints (ValueError for a venue
+        without one; NoTestnet, a ValueError, for a testnet venue without test endpoints)."""
         adapter = self._adapters.get(venue)
         if adapter is None:
-            adapter = self._adapters[venue] = rest_adapter(venue, self.venue_urls.get(venue))
+            where = self.endpoints(venue)
+            base = require(venue, where.environment, "REST", where.rest_url)
+            adapter = self._adapters[venue] = rest_adapter(venue, base, where.rest_headers)
         return adapter
+
+    def private_stream_url(self, venue: str) -> str | None:
+        """The private stream endpoint of the venue's environment; None: the adapter's own,
+        or the host of an overridden REST URL (the simulator serves both). Raises NoTestnet
+        when the venue's testnet has no private stream (its orders are then polled)."""
+        where = self.endpoints(venue)
+        return require(venue, where.environment, "private WebSocket", where.private_ws_url,
+                       overridden=venue in self.venue_urls)
+
+    async def credentials_for(self, venue: str, account: str) -> Credentials:
+        """The account's credentials, refused (KeyEnvironmentMismatch) when the key's
+        environment is not the venue's: a testnet key never reaches live endpoints, a live
+        key never goes to a testnet."""
+        creds = await self.credentials.get(venue, account)
+        key_env = creds.environment
+        venue_env = self.environment(venue)
+        if key_env != venue_env:
+            name = TESTNETS[venue].name if venue_env == "testnet" and venue in TESTNETS else ""
+            where = f"{name} (testnet)" if name else venue_env
+            raise KeyEnvironmentMismatch(
+                f"{venue}/{account}: refused a {key_env} key on {venue}'s {where} endpoints "
+                f"([venues.{venue}] environment = \"{venue_env}\"); register the account's {venue_env} key")
+        return creds
 
     async def next_nonce(self, venue: str, creds: Credentials) -> int:
         """The key's next nonce from the fleet's shared sequence (REST calls and private
@@ -56,7 +98,7 @@ class VenueGateway:
             raise ValueError(f"{venue} offers no {op} operation")
         await self.limiter.acquire(venue, account, adapter.rate_limits, adapter.cost(op, args))
         signed = adapter.endpoints[op].signed
-        creds = await self.credentials.get(venue, account) if signed else None
+        creds = await self.credentials_for(venue, account) if signed else None
         nonce = await self.next_nonce(venue, creds) if signed and adapter.shared_nonce and creds is not None else None
         request = adapter.build_request(op, args, creds, time.time_ns() // 1_000_000, nonce)
         self.calls += 1

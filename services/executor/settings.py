@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 
@@ -17,6 +19,15 @@ class ExecutorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     """Share of each venue limit the fleet may use."""
     egress: str = "default"
     """Name of this fleet's egress IP (per-IP limits are counted per egress)."""
+    egress_check: Literal["off", "warn"] = "warn"
+    """On each key's first use, compare this executor's public address with the IPs the key
+    is allowed from at the venue (recorded by `exbus keys add --allowed-ip`) and warn on a
+    mismatch; skipped where the address cannot be known (services/executor/egress.py)."""
+    egress_ip: str = ""
+    """This executor's public egress address when known (a NAT gateway's static IP)."""
+    egress_echo_url: str = ""
+    """Else a URL answering with the caller's public IP (plain or JSON ``ip``, e.g.
+    https://api.ipify.org); empty: no address is asked for and the check is skipped."""
     tracker_interval_s: float = 1.0
     poll_only: list[str] = []
     """Venues whose private order streams are not run: their open orders are polled."""
