@@ -50,11 +50,14 @@ async def consumer(js: Any, settings: ExecutorSettings) -> Any:
 class ExecutorReplica:
     """One replica: its own NATS connection's JetStream, gateway, worker and fetch loop."""
 
-    def __init__(self, nc: Any, settings: ExecutorSettings, credentials: CredentialsProvider) -> None:
+    def __init__(self, nc: Any, settings: ExecutorSettings, credentials: CredentialsProvider,
+                 environments: dict[str, str] | None = None) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.settings = settings
         self.credentials = credentials
+        self.environments = environments or {}
+        """Venue -> ``live`` / ``testnet`` (the config's ``[venues.<venue>]``)."""
         self.transport = HttpTransport(timeout_s=self.settings.request_timeout_s)
         self.worker: CommandWorker
         self.gateway: VenueGateway
@@ -67,7 +70,7 @@ class ExecutorReplica:
         orders_kv = await self.js.key_value(KV_ORDERS)
         limiter = RateLimiter(limits_kv, margin=self.settings.rate_limit_margin, egress=self.settings.egress)
         self.gateway = VenueGateway(limiter, self.credentials, NonceSequences(limits_kv), self.transport,
-                                    self.settings.venue_urls)
+                                    self.settings.venue_urls, self.environments)
         states = OrderStates(orders_kv)
         self.worker = CommandWorker(self.js, self.gateway, states, max_deliver=self.settings.max_deliver,
                                     reconcile_delays_s=tuple(self.settings.reconcile_delays_s))
@@ -142,13 +145,35 @@ class ExecutorReplica:
             slots.release()
 
 
+def announce_environments(settings: ExecutorSettings, environments: dict[str, str]) -> None:
+    """Log (and show in `exbus status`) each configured venue's environment; a testnet venue
+    the executor cannot reach is refused, loudly: its commands are rejected, never sent live."""
+    from schemas.common import VENUES
+    from services.observability.catalog import EXECUTOR
+    from services.venues.environments import NoTestnet, endpoints, require
+
+    EXECUTOR.environments.update({venue: environments.get(venue, "live") for venue in VENUES})
+    for venue, environment in sorted(environments.items()):
+        if environment != "testnet":
+            continue
+        try:
+            require(venue, environment, "REST",
+                    endpoints(venue, environment, rest_url=settings.venue_urls.get(venue)).rest_url)
+        except NoTestnet as e:
+            log.error("venue refused", venue=venue, environment=environment, error=str(e))
+        else:
+            log.info("venue on its testnet", venue=venue)
+
+
 async def run_executor(nc_factory: Any, settings: ExecutorSettings, credentials: CredentialsProvider,
-                       stop: asyncio.Event, *, replicas: int = 1, ready: asyncio.Event | None = None) -> list[ExecutorReplica]:
+                       stop: asyncio.Event, *, replicas: int = 1, ready: asyncio.Event | None = None,
+                       environments: dict[str, str] | None = None) -> list[ExecutorReplica]:
     """Run ``replicas`` executor replicas until ``stop``; each gets its own connection from
     ``nc_factory()`` (an async callable), as separate processes would. ``ready`` is set
     once every replica consumes and answers queries."""
+    announce_environments(settings, environments or {})
     conns = [await nc_factory() for _ in range(replicas)]
-    workers = [ExecutorReplica(nc, settings, credentials) for nc in conns]
+    workers = [ExecutorReplica(nc, settings, credentials, environments) for nc in conns]
 
     async def all_ready() -> None:
         await asyncio.gather(*(w.ready.wait() for w in workers))

@@ -28,6 +28,7 @@ from services.ingestor.snapshots import RateBudget, RestSnapshots, SnapshotSourc
 from services.ingestor.transport import Backoff, Tap, WsConnection
 from services.logs import get_logger
 from services.observability.catalog import INGESTOR as METRICS
+from services.venues.environments import Endpoints, NoTestnet, endpoints, require
 from services.venues.wsbase import WsAdapter, ws_adapter
 
 if TYPE_CHECKING:
@@ -47,16 +48,45 @@ class FeedSpec(msgspec.Struct, kw_only=True):
     max_streams_per_connection: int = 0
     prepare: Callable[[WsAdapter], None] | None = None
     """Adjusts each new adapter (replay: the recorded book depth)."""
+    environment: str = "live"
+    """``testnet``: the venue's test endpoints where ``url`` / ``rest_url`` are not given
+    (services.venues.environments)."""
 
 
-def specs_from_settings(settings: IngestorSettings) -> list[FeedSpec]:
-    """The feeds an ``[ingestor]`` config section asks for."""
+def specs_from_settings(settings: IngestorSettings, environments: dict[str, str] | None = None) -> list[FeedSpec]:
+    """The feeds an ``[ingestor]`` config section asks for, each venue in its environment
+    (``[venues.<venue>]``, live unless configured)."""
+    environments = environments or {}
     return [
         FeedSpec(venue=venue, symbols=f.symbols, channels=f.channels, url=f.url, rest_url=f.rest_url,
                  max_streams_per_connection=f.max_streams_per_connection,
-                 prepare=_with_depth(f.book_depth) if f.book_depth else None)
+                 prepare=_with_depth(f.book_depth) if f.book_depth else None,
+                 environment=environments.get(venue, "live"))
         for venue, f in settings.venues.items()
     ]
+
+
+def feed_endpoints(spec: FeedSpec) -> Endpoints:
+    """Where a feed connects: its explicit URLs, else its environment's (the venue's own when
+    live). Raises NoTestnet for a testnet venue without a market-data WebSocket."""
+    where = endpoints(spec.venue, spec.environment, rest_url=spec.rest_url or None, ws_url=spec.url or None)
+    require(spec.venue, spec.environment, "WebSocket", where.ws_url)
+    return where
+
+
+def runnable(specs: list[FeedSpec]) -> list[FeedSpec]:
+    """The feeds that can run: a testnet venue without test endpoints is refused, with an
+    error naming it (never connected to live)."""
+    ok = []
+    for spec in specs:
+        try:
+            feed_endpoints(spec)
+        except NoTestnet as e:
+            log.error("venue refused", venue=spec.venue, environment=spec.environment, error=str(e))
+            continue
+        ok.append(spec)
+    METRICS.environments.update({spec.venue: spec.environment for spec in ok})
+    return ok
 
 
 def _with_depth(depth: int) -> Callable[[WsAdapter], None]:
@@ -74,6 +104,7 @@ def check_specs(specs: list[FeedSpec]) -> None:
 
     for spec in specs:
         ws_adapter(spec.venue)
+        feed_endpoints(spec)
         unknown = set(spec.channels) - {"trade", "ticker", "book", "bbo"}
         if unknown or not spec.channels:
             raise ValueError(f"{spec.venue}: channels must be among trade, ticker, book, bbo (got {spec.channels})")
@@ -256,7 +287,9 @@ class Ingestor:
     ) -> None:
         self.stop = stop
         self.publisher = Publisher(nc, may_publish)
-        self.rest = RestSnapshots(base_urls={s.venue: s.rest_url for s in specs if s.rest_url}, tap=tap)
+        where = {spec.venue: feed_endpoints(spec) for spec in specs}
+        self.rest = RestSnapshots(base_urls={v: e.rest_url for v, e in where.items() if e.rest_url},
+                                  headers={v: e.rest_headers for v, e in where.items() if e.rest_headers}, tap=tap)
         self.snapshots = snapshots or self.rest
         self.snapshot_attempts = snapshot_attempts
         self.feeds: dict[str, Feed] = {}
@@ -267,7 +300,7 @@ class Ingestor:
         self._backfills: set[asyncio.Task[None]] = set()
         for spec in specs:
             cls = ws_adapter(spec.venue)
-            feed = Feed(cls, spec.symbols, spec.channels, url=spec.url or None,
+            feed = Feed(cls, spec.symbols, spec.channels, url=where[spec.venue].ws_url,
                         max_streams_per_connection=spec.max_streams_per_connection or None, prepare=spec.prepare)
             self.feeds[spec.venue] = feed
             self.budgets[spec.venue] = RateBudget(cls.snapshot_requests_per_s)
@@ -437,16 +470,20 @@ async def run_ingestor(
     With ``share`` (or a config whose ``share_feeds`` is set), this process runs only its
     share of the feeds (:func:`run_shared`), and no stats are returned."""
     if isinstance(config, Config):
+        environments = config.environments()
         config = config.ingestor
+    else:
+        environments = {}
     if isinstance(config, IngestorSettings):
         options.setdefault("backoff", (config.reconnect_initial_s, config.reconnect_max_s))
-        specs = specs_from_settings(config)
+        specs = specs_from_settings(config, environments)
         if config.share_feeds and share is None:
             share = config
     else:
         specs = config
+    specs = runnable(specs)
     if not specs:
-        log.info("ingestor: no venues configured")
+        log.info("ingestor: no venues to run")
         await stop.wait()
         return {}
     if share is not None and share.share_feeds:

@@ -47,6 +47,8 @@ class ServiceMetrics:
         self.registry = registry or Registry()
         self.info = self.registry.gauge("exbus_service_info", "Running replica of an exbus service.",
                                         ("service", "version", "instance"))
+        self.environments: dict[str, str] = {}
+        """Venue -> ``live`` / ``testnet`` of the venues this process runs (`exbus status`)."""
 
     def summary(self) -> dict[str, Any]:
         """The figures `exbus status` shows: ``requests``, ``errors`` and a breakdown."""
