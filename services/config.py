@@ -20,6 +20,7 @@ from typing import Any, Literal, Mapping
 
 import msgspec
 
+from schemas.common import VENUES
 from services.executor.settings import ExecutorSettings
 from services.ingestor.settings import IngestorSettings
 from services.observability.settings import ObservabilitySettings
@@ -78,6 +79,21 @@ class LogSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """auto: console on a TTY, JSON otherwise."""
 
 
+class VenueSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One venue, for every service (``[venues.<venue>]``)."""
+
+    environment: Literal["live", "testnet"] = "live"
+    """``testnet``: the venue's published test endpoints for REST, public and private
+    WebSocket (services.venues.environments), and only keys marked testnet. A venue
+    without a testnet is refused, never run live."""
+
+
+VenuesSettings = msgspec.defstruct(
+    "VenuesSettings", [(venue, VenueSettings, msgspec.field(default_factory=VenueSettings)) for venue in VENUES],
+    kw_only=True, forbid_unknown_fields=True, module=__name__)
+"""The ``[venues]`` section: one ``[venues.<venue>]`` table per venue id (schemas.common.VENUES)."""
+
+
 class Config(msgspec.Struct, kw_only=True):
     """The whole configuration. Sections of later services are added here."""
 
@@ -89,6 +105,11 @@ class Config(msgspec.Struct, kw_only=True):
     executor: ExecutorSettings = msgspec.field(default_factory=ExecutorSettings)
     vault: VaultSettings = msgspec.field(default_factory=VaultSettings)
     observability: ObservabilitySettings = msgspec.field(default_factory=ObservabilitySettings)
+    venues: VenuesSettings = msgspec.field(default_factory=VenuesSettings)  # type: ignore[valid-type]
+
+    def environments(self) -> dict[str, str]:
+        """Venue -> ``live`` / ``testnet``, for every venue."""
+        return {venue: getattr(self.venues, venue).environment for venue in VENUES}
 
 
 def _parse_scalar(text: str) -> Any:
@@ -111,7 +132,12 @@ def _env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> None:
         rest = key[len("EXBUS_"):].lower()
         for section in sorted(sections, key=len, reverse=True):
             if rest.startswith(section + "_"):
-                raw.setdefault(section, {})[rest[len(section) + 1:]] = _parse_scalar(value)
+                name = rest[len(section) + 1:]
+                table = raw.setdefault(section, {})
+                if section == "venues":  # EXBUS_VENUES_<VENUE>_<KEY>: one venue's table
+                    venue, _, name = name.partition("_")
+                    table = table.setdefault(venue, {})
+                table[name] = _parse_scalar(value)
                 break
     if env.get("NATS_URL"):
         raw.setdefault("nats", {})["url"] = env["NATS_URL"]
@@ -145,9 +171,13 @@ def read_tables(file: Path | None) -> dict[str, Any]:
     if file is None:
         return {}
     try:
-        return tomllib.loads(file.read_text())
+        return tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigFileError(file, "file does not exist") from None
+    except OSError as e:  # a directory, no permission, ...
+        raise ConfigFileError(file, f"cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigFileError(file, f"not UTF-8 text (byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigFileError(file, f"not valid TOML: {e}") from None
 
@@ -168,13 +198,14 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
 def config_for_command(args: Any) -> Config:
     """Load the config named by a parsed command line (``--config``) and set up logging.
 
-    Exits the process with a clear message (status 1) when the config is invalid.
+    Raises ConfigError ("config error: <file>: <what, at which key>") when the config is
+    invalid; the ``exbus`` command reports it as one line, exit status 2.
     """
     from services.logs import configure_logging
 
     try:
         config = load_config(getattr(args, "config", None))
     except ConfigError as e:
-        raise SystemExit(f"exbus: config error: {e}") from None
+        raise ConfigError(f"config error: {e}") from None
     configure_logging(config.log.level, config.log.format)
     return config

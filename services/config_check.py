@@ -267,6 +267,23 @@ def _is_ip(value: str) -> bool:
     return True
 
 
+def _venues(raw: Mapping[str, Any]) -> Iterator[ConfigIssue]:
+    """``[venues.<venue>]``: a known venue; ``testnet`` only where the venue has one, or
+    where every URL the services need for it is given explicitly."""
+    from services.venues.environments import TESTNETS, NoTestnet
+
+    for venue, table in _table(raw, "venues").items():  # unknown venues: reported as unknown keys
+        key = f"venues.{venue}"
+        if venue not in TESTNETS or not isinstance(table, dict) or table.get("environment") != "testnet":
+            continue
+        testnet = TESTNETS[venue]
+        if testnet.rest_url is None and not _table(raw, "executor", "venue_urls").get(venue):
+            yield ConfigIssue(f"{key}.environment", f"the executor: {NoTestnet(venue, 'REST')}")
+        feed = _table(raw, "ingestor", "venues", venue)
+        if feed and testnet.ws_url is None and not feed.get("url"):
+            yield ConfigIssue(f"{key}.environment", f"the ingestor: {NoTestnet(venue, 'WebSocket')}")
+
+
 def _vault(raw: Mapping[str, Any]) -> Iterator[ConfigIssue]:
     vault = _table(raw, "vault")
     for service, patterns in _table(raw, "vault", "policy").items():
@@ -319,7 +336,7 @@ def _observability(raw: Mapping[str, Any]) -> Iterator[ConfigIssue]:
 
 
 RULES: list[Callable[[Mapping[str, Any]], Iterator[ConfigIssue]]] = [
-    _nats, _numbers, _ingestor, _executor, _vault, _observability,
+    _nats, _numbers, _ingestor, _executor, _venues, _vault, _observability,
     lambda raw: _walk_ports(raw, ""),
 ]
 
@@ -362,7 +379,10 @@ def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     _env_overrides(layer, env)
     keys: dict[str, str] = {}
     for section, table in layer.items():
-        for name in table:
+        for name, item in table.items():
+            if section == "venues" and isinstance(item, dict):  # EXBUS_VENUES_<VENUE>_<KEY>
+                keys.update({f"venues.{name}.{k}": f"EXBUS_VENUES_{name}_{k}".upper() for k in item})
+                continue
             variable = f"EXBUS_{section}_{name}".upper()
             keys[f"{section}.{name}"] = variable if variable in env else "NATS_URL"
     return layer, keys
@@ -398,7 +418,8 @@ def summary(file: Path | None) -> str:
     return (f"ok: {where}: {nats}, stream replicas {config.streams.replicas}, "
             f"ingestor {len(venues)} venue(s) / {symbols} symbol(s), "
             f"executor venue URLs {len(config.executor.venue_urls)}, "
-            f"vault policy for {len(config.vault.policy)} service(s)")
+            f"vault policy for {len(config.vault.policy)} service(s)"
+            + "".join(f", {venue} on testnet" for venue, env in sorted(config.environments().items()) if env == "testnet"))
 
 
 # --- the command ------------------------------------------------------------------------------

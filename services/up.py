@@ -97,7 +97,7 @@ class System:
                 feeds = await start_replayed_venues(self._stack)
                 print(f"replayed venues: {', '.join(f.venue for f in feeds)}", file=self.out, flush=True)
             self.executors_ready = asyncio.Event()
-            specs = specs_from_settings(self.config.ingestor) + feeds
+            specs = specs_from_settings(self.config.ingestor, self.config.environments()) + feeds
             ingestor_nc = await self.connect_as("ingestor")
             await self.observe("ingestor", ingestor_nc, ready=lambda: INGESTOR.feeds_subscribed(s.venue for s in specs))
             services: dict[str, Awaitable[Any]] = {"ingestor": run_ingestor(ingestor_nc, specs, self.stop)}
@@ -107,7 +107,8 @@ class System:
                 executors.connections(
                     lambda: connect(self.nats_settings("executor"), url=self.bus.url, name="exbus-executor")),
                 self.config.executor,
-                credentials, self.stop, replicas=self.executors, ready=self.executors_ready)
+                credentials, self.stop, replicas=self.executors, ready=self.executors_ready,
+                environments=self.config.environments())
             self.tasks = {asyncio.create_task(self._guard(name, coro), name=name): name for name, coro in services.items()}
             log.info("exbus up", nats=self.bus.url, embedded=self.bus.server is not None, sim=self.sim,
                      services=sorted(services))

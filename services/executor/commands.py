@@ -53,7 +53,8 @@ def cmd_execute(args: argparse.Namespace) -> int:
             async with Observability("executor", config.observability, ready=ready) as observability:
                 await run_executor(observability.connections(lambda: connect(config.nats, name="exbus-executor")),
                                    config.executor, with_egress_check(credentials, config.executor), stop,
-                                   replicas=args.replicas, ready=ready)
+                                   replicas=args.replicas, ready=ready,
+                                   environments=config.environments())
         finally:
             if vault_nc is not None:
                 await credentials.close()

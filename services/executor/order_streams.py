@@ -102,7 +102,7 @@ class StreamSession:
 
     async def _session(self) -> str:
         """One connection, from opening the stream to its end; returns why it ended."""
-        creds = await self.gateway.credentials.get(self.venue, self.account)
+        creds = await self.gateway.credentials_for(self.venue, self.account)
         token = None
         if self.adapter.open_op is not None:  # a REST call first (Kraken's WebSocket token)
             token = await self.gateway.call(self.venue, self.account, self.adapter.open_op, None)
@@ -204,8 +204,9 @@ class OrderStreams:
             return None
         if venue not in self._adapters:
             try:
-                self._adapters[venue] = private_stream(venue, self.gateway.adapter(venue))
-            except ValueError:
+                self._adapters[venue] = private_stream(venue, self.gateway.adapter(venue),
+                                                       self.gateway.private_stream_url(venue))
+            except ValueError:  # also NoTestnet: the venue's testnet has no private stream
                 self._adapters[venue] = None
         return self._adapters[venue]
 

@@ -58,12 +58,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.venue:
         if not args.symbols:
             raise SystemExit("exbus ingest: --venue needs --symbols")
-        target: Any = [FeedSpec(venue=args.venue, symbols=args.symbols, channels=args.channels)]
+        target: Any = [FeedSpec(venue=args.venue, symbols=args.symbols, channels=args.channels,
+                                environment=config.environments().get(args.venue, "live"))]
     elif config.ingestor.venues:
         target = config
     else:
         raise SystemExit("exbus ingest: give --venue and --symbols, or [ingestor.venues.<venue>] in the config file")
-    specs = target if isinstance(target, list) else specs_from_settings(config.ingestor)
+    specs = target if isinstance(target, list) else specs_from_settings(config.ingestor, config.environments())
     try:
         check_specs(specs)
     except ValueError as e:

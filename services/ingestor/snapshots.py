@@ -70,12 +70,15 @@ def to_book_update(book: BookSnapshot, ts_recv: int) -> BookUpdate:
 class RestSnapshots:
     """Book snapshots through the venues' REST adapters, and public GETs (trade backfill).
 
-    ``base_urls`` sends a venue's requests elsewhere (the replay server, the simulator);
-    ``tap`` sees every response (``exbus record``).
+    ``base_urls`` sends a venue's requests elsewhere (the replay server, the simulator, a
+    testnet), with the venue's ``headers`` (a testnet's); ``tap`` sees every response
+    (``exbus record``).
     """
 
-    def __init__(self, *, base_urls: dict[str, str] | None = None, tap: Any = None, timeout_s: float = 10.0) -> None:
+    def __init__(self, *, base_urls: dict[str, str] | None = None, headers: dict[str, dict[str, str]] | None = None,
+                 tap: Any = None, timeout_s: float = 10.0) -> None:
         self.base_urls = base_urls or {}
+        self.headers = headers or {}
         self.tap = tap
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
@@ -89,7 +92,7 @@ class RestSnapshots:
         """Body of a public GET (trade backfill); raises SnapshotError unless 200."""
         target = rebase(url, self.base_urls[venue]) if venue in self.base_urls else url
         try:
-            async with self._client().get(target) as resp:
+            async with self._client().get(target, headers=self.headers.get(venue)) as resp:
                 body = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as e:
@@ -106,7 +109,8 @@ class RestSnapshots:
         request = adapter.build_request("orderbook", query, None, time.time_ns() // 1_000_000)
         url = rebase(request.url, self.base_urls[venue]) if venue in self.base_urls else request.url
         try:
-            async with self._client().request(request.method, url, headers=request.headers or None,
+            headers = {**request.headers, **self.headers.get(venue, {})}
+            async with self._client().request(request.method, url, headers=headers or None,
                                              data=request.body or None) as resp:
                 body = await resp.read()
                 status, headers = resp.status, dict(resp.headers)

@@ -92,7 +92,8 @@ class Observability:
     def status(self) -> dict[str, Any]:
         """Readiness and metrics summary: the STATS data and the status endpoint's answer."""
         checks = self.checks()
-        status = {"ready": all(checks.values()), "checks": checks, "metrics_url": self.url, **self.metrics.summary()}
+        status = {"ready": all(checks.values()), "checks": checks, "metrics_url": self.url, **self.metrics.summary(),
+                  "environments": dict(sorted(self.metrics.environments.items()))}
         if len(self.replicas) > 1:
             status["process_replicas"] = len(self.replicas)  # the figures are this process's, shared by them
         return status

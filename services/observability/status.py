@@ -83,7 +83,9 @@ async def replicas(nc: Any, timeout_s: float = DISCOVERY_TIMEOUT_S) -> list[dict
             "started": started, "uptime_s": _uptime_s(started, datetime.now(timezone.utc)) if started else None,
             "ready": data.get("ready"), "checks": data.get("checks", {}),
             "requests": data.get("requests"), "errors": data.get("errors"),
-            "detail": {k: v for k, v in data.items() if k not in ("ready", "checks", "requests", "errors", "metrics_url")},
+            "environments": data.get("environments") or {},
+            "detail": {k: v for k, v in data.items()
+                       if k not in ("ready", "checks", "requests", "errors", "metrics_url", "environments")},
         }
 
     rows = await asyncio.gather(*(describe(p) for p in pings))
@@ -156,6 +158,14 @@ def _detail(detail: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _environments(environments: dict[str, str]) -> str:
+    """``env:testnet=binance,okx env:live=...``: the venues of a replica by environment."""
+    by_env: dict[str, list[str]] = {}
+    for venue, environment in sorted(environments.items()):
+        by_env.setdefault(environment, []).append(venue)
+    return " ".join(f"env:{e}={','.join(v)}" for e, v in sorted(by_env.items(), key=lambda kv: kv[0] != "testnet"))
+
+
 COLUMNS = ("SERVICE", "INSTANCE", "VERSION", "UPTIME", "READY", "REQUESTS", "ERRORS", "LAG", "DETAIL")
 
 
@@ -164,7 +174,8 @@ def table(status: dict[str, Any]) -> str:
     rows = [COLUMNS]
     for r in status["services"]:
         rows.append((r["service"], r["instance"], r["version"], _duration(r["uptime_s"]), _cell(r["ready"]),
-                     _cell(r["requests"]), _cell(r["errors"]), "-", _detail(r["detail"])))
+                     _cell(r["requests"]), _cell(r["errors"]), "-",
+                     " ".join(filter(None, (_environments(r.get("environments") or {}), _detail(r["detail"]))))))
     for s in status["streams"]:
         if s.get("missing"):
             rows.append((f"stream {s['stream']}", "-", "-", "-", "-", "-", "-", "-", "stream missing"))

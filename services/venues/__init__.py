@@ -10,9 +10,10 @@ import importlib
 from services.venues.base import RestAdapter
 
 
-def rest_adapter(venue: str, base_url: str | None = None) -> RestAdapter:
+def rest_adapter(venue: str, base_url: str | None = None, headers: dict[str, str] | None = None) -> RestAdapter:
     """The REST adapter of ``venue`` (``services.venues.<venue>.rest.ADAPTER``), optionally
-    pointed at another base URL (simulator, replay)."""
+    pointed at another base URL (simulator, replay, a testnet) with extra ``headers`` on
+    every request (a testnet's, services.venues.environments)."""
     name = f"services.venues.{venue}.rest"
     try:
         module = importlib.import_module(name)
@@ -20,4 +21,4 @@ def rest_adapter(venue: str, base_url: str | None = None) -> RestAdapter:
         if e.name and name.startswith(e.name):
             raise ValueError(f"no REST adapter for venue {venue!r}") from None
         raise
-    return module.ADAPTER(base_url)
+    return module.ADAPTER(base_url, headers)

@@ -113,8 +113,10 @@ class RestAdapter:
     """The venue wants a strictly increasing nonce per API key (Kraken, Bitfinex): every
     replica using the key must draw from one shared sequence (the executor passes it in)."""
 
-    def __init__(self, base_url: str | None = None) -> None:
+    def __init__(self, base_url: str | None = None, headers: dict[str, str] | None = None) -> None:
         self.url = (base_url or type(self).base_url).rstrip("/")
+        self.headers = dict(headers or {})
+        """Added to every request (a test environment's, services.venues.environments)."""
 
     # --- what a venue implements -------------------------------------------------
     def sign(self, method: str, path: str, params: Params, creds: Credentials, time_ms: int,
@@ -170,10 +172,14 @@ class RestAdapter:
         params = self.params_for(op, args, now_ms)
         path = self.path_for(op, args)
         if not endpoint.signed:
-            return self.public_request(endpoint.method, path, params)
-        if creds is None:
+            request = self.public_request(endpoint.method, path, params)
+        elif creds is None:
             raise ValueError(f"{self.venue} {op} needs credentials")
-        return self.sign(endpoint.method, path, params, creds, now_ms, nonce)
+        else:
+            request = self.sign(endpoint.method, path, params, creds, now_ms, nonce)
+        if self.headers:
+            request = msgspec.structs.replace(request, headers={**request.headers, **self.headers})
+        return request
 
     def parse_response(self, op: str, status: int, headers: dict[str, str], body: bytes,
                        args: Any = None) -> Any:
