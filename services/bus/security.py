@@ -8,7 +8,9 @@
 - ``<user>.env``: ``EXBUS_NATS_USER`` and ``EXBUS_NATS_PASSWORD`` of one service
   (docker-compose ``env_file``, systemd ``EnvironmentFile``), mode 0600;
 - ``passwords.env``: ``<user>=<password>`` lines, for
-  ``kubectl create secret generic exbus-nats-users --from-env-file=...``, mode 0600.
+  ``kubectl create secret generic exbus-nats-users --from-env-file=...``, mode 0600;
+- ``compose.env``: ``EXBUS_NATS_<USER>_PASSWORD=<password>`` lines, for
+  ``docker compose --env-file ...`` (docker-compose.yml reads the variables), mode 0600.
 
 Run again, it keeps the passwords of ``passwords.env`` (new hashes of the same passwords,
 e.g. after a permission change) unless ``--rotate``.
@@ -33,10 +35,11 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from services.bus.embedded import PERMISSIONS_CONF, SERVICE_USERS
+from services.bus.embedded import PERMISSIONS_CONF
 
 USERS_CONF = "nats-users.conf"
 PASSWORDS_ENV = "passwords.env"
+COMPOSE_ENV = "compose.env"
 BCRYPT_COST = 11
 """bcrypt work factor: ~0.1 s per check on one core, paid once per client connection."""
 
@@ -66,6 +69,12 @@ def new_password() -> str:
 
 def password_variable(user: str) -> str:
     return f"EXBUS_NATS_{user.upper()}_PASSWORD"
+
+
+def template_users(template: str) -> list[str]:
+    """The users whose password variables ``template`` references, in order."""
+    found = re.findall(r"\$EXBUS_NATS_(\w+?)_PASSWORD\b", template)
+    return list(dict.fromkeys(name.lower() for name in found))
 
 
 def render_users_conf(template: str, hashes: Mapping[str, str], source: str = "exbus.conf") -> str:
@@ -107,20 +116,22 @@ def _write(path: Path, text: str, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def write_users(out: Path, *, template: Path = PERMISSIONS_CONF, users: Iterable[str] = SERVICE_USERS,
-                rotate: bool = False, cost: int = BCRYPT_COST) -> dict[str, str]:
-    """Write nats-users.conf, <user>.env and passwords.env into ``out``; returns the
-    passwords (kept from an earlier passwords.env unless ``rotate``)."""
-    users = list(users)
+def write_users(out: Path, *, template: Path = PERMISSIONS_CONF, rotate: bool = False,
+                cost: int = BCRYPT_COST) -> dict[str, str]:
+    """Write nats-users.conf, <user>.env, passwords.env and compose.env into ``out`` for every user of
+    ``template``; returns the passwords (kept from an earlier passwords.env unless ``rotate``)."""
+    text = template.read_text()
+    users = template_users(text)
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
     previous = {} if rotate or not (out / PASSWORDS_ENV).exists() else read_env_file(out / PASSWORDS_ENV)
     passwords = {u: previous.get(u) or new_password() for u in users}
-    conf = render_users_conf(template.read_text(), {u: hash_password(pw, cost) for u, pw in passwords.items()},
+    conf = render_users_conf(text, {u: hash_password(pw, cost) for u, pw in passwords.items()},
                              source=template.name)
     for user, password in passwords.items():
         _write(out / f"{user}.env", f"EXBUS_NATS_USER={user}\nEXBUS_NATS_PASSWORD={password}\n", 0o600)
     _write(out / PASSWORDS_ENV, "".join(f"{u}={pw}\n" for u, pw in passwords.items()), 0o600)
+    _write(out / COMPOSE_ENV, "".join(f"{password_variable(u)}={pw}\n" for u, pw in passwords.items()), 0o600)
     _write(out / USERS_CONF, conf, 0o644)  # hashes only
     return passwords
 
@@ -214,7 +225,7 @@ def write_dev_certs(out: Path, *, sans: Iterable[str] = DEFAULT_SANS, days: int 
 def register(sub: Any) -> None:
     """Add ``nats-users`` and ``nats-certs`` to the ``exbus`` parser."""
     p = sub.add_parser("nats-users", help="random passwords per NATS user: bcrypt-hashed server include + per-service env files")
-    p.add_argument("--out", required=True, help="directory for nats-users.conf, <user>.env, passwords.env")
+    p.add_argument("--out", required=True, help="directory for nats-users.conf, <user>.env, passwords.env, compose.env")
     p.add_argument("--template", default=str(PERMISSIONS_CONF), help="users and permissions (default: deploy/nats/exbus.conf)")
     p.add_argument("--rotate", action="store_true", help="new passwords even if passwords.env has some")
     p.add_argument("--cost", type=int, default=BCRYPT_COST, help=f"bcrypt work factor (default {BCRYPT_COST})")
@@ -237,7 +248,7 @@ def cmd_nats_users(args: argparse.Namespace) -> int:
         return 2
     passwords = write_users(out, template=template, rotate=args.rotate, cost=args.cost)
     print(f"{out / USERS_CONF}: bcrypt hashes of {len(passwords)} users ({', '.join(passwords)})")
-    print(f"{out}/<user>.env and {out / PASSWORDS_ENV}: the passwords, mode 0600 (keep them out of git)")
+    print(f"{out}: <user>.env, {PASSWORDS_ENV}, {COMPOSE_ENV}: the passwords, mode 0600 (keep them out of git)")
     return 0
 
 

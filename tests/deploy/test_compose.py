@@ -8,6 +8,7 @@ import copy
 import json
 import re
 import shlex
+from pathlib import Path
 from importlib.resources import files
 from typing import Any
 
@@ -15,6 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
+from services.bus.security import COMPOSE_ENV, USERS_CONF, password_variable, read_env_file, write_users
 from services.cli import build_parser
 from services.config_check import check_file
 
@@ -22,6 +24,8 @@ from .conftest import DEFAULT_PORTS, DEPLOY, ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
 EXBUS_CONF = DEPLOY / "nats" / "exbus.conf"
+GENERATED = DEPLOY / "compose" / "secrets"
+"""Where the compose stack's NATS credentials are generated (never committed)."""
 
 
 @pytest.fixture(scope="module")
@@ -83,24 +87,30 @@ def test_exbus_services_run_real_subcommands_and_flags(compose) -> None:
         assert args.handler, name
 
 
-def test_each_service_connects_as_its_own_nats_user(compose) -> None:
+def test_each_service_connects_as_its_own_nats_user(compose, tmp_path) -> None:
     users = nats_users()
-    nats_env = compose["services"]["nats"]["environment"]
+    # the server gets the users hashed by `exbus nats-users --out deploy/compose/secrets`
+    assert f"./{GENERATED.relative_to(ROOT)}/{USERS_CONF}:/etc/nats/secrets/{USERS_CONF}:ro" \
+        in compose["services"]["nats"]["volumes"]
+    assert "environment" not in compose["services"]["nats"]  # no password handed to the server
+    # each service its own password, from the compose.env the same command writes
+    write_users(tmp_path, cost=4)
+    written = read_env_file(tmp_path / COMPOSE_ENV)
     for name in ("vault", "ingestor", "executor"):
         env = compose["services"][name]["environment"]
         user = env["EXBUS_NATS_USER"]
         assert user == name and user in users
-        variable = f"EXBUS_NATS_{user.upper()}_PASSWORD"
-        assert env["EXBUS_NATS_PASSWORD"] == nats_env[variable]  # the same value both sides
-    referenced = set(re.findall(r"\$(EXBUS_NATS_\w+_PASSWORD)", EXBUS_CONF.read_text()))
-    assert referenced <= set(nats_env)
+        variable = password_variable(user)
+        assert env["EXBUS_NATS_PASSWORD"] == f"${{{variable}}}" and variable in written
 
 
 def test_mounted_files_exist(compose, shared_data) -> None:
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
-            if source.startswith((".", "/")):
+            if (ROOT / source).resolve().is_relative_to(GENERATED):
+                assert Path(source).name == USERS_CONF  # written by exbus nats-users
+            elif source.startswith((".", "/")):
                 assert (ROOT / source).resolve().exists(), f"{name}: {source}"
 
 

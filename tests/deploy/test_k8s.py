@@ -7,6 +7,7 @@ NATS from the official Helm chart as a 3-node JetStream cluster with exbus.conf'
 from __future__ import annotations
 
 import copy
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -128,22 +129,39 @@ def test_configmap_config_passes_check_and_runs_streams_at_three_replicas() -> N
     assert raw["streams"]["replicas"] == 3
 
 
-def test_nats_helm_values_cluster_with_exbus_users() -> None:
-    text = (K8S / "nats-values.yaml").read_text()
-    values = yaml.safe_load(text)
+def test_nats_helm_values_cluster_with_exbus_users_and_tls() -> None:
+    values = yaml.safe_load((K8S / "nats-values.yaml").read_text())
     config = values["config"]
     assert config["cluster"]["enabled"] is True and config["cluster"]["replicas"] == 3
     assert config["jetstream"]["enabled"] is True and config["jetstream"]["fileStore"]["pvc"]["enabled"] is True
-    assert config["merge"]["$include"] == "exbus.conf"
-    # the install command puts deploy/nats/exbus.conf itself into the chart's ConfigMap
-    (source,) = re.findall(r"--set-file 'configMap\.merge\.data\.exbus\\\.conf=([^']+)'", text)
-    assert Path(DEPLOY.parent / source) == DEPLOY / "nats" / "exbus.conf"
-    # every variable exbus.conf and the route authorization read comes from Secret keys
-    wanted = set(re.findall(r"\$(EXBUS_NATS_\w+)", (DEPLOY / "nats" / "exbus.conf").read_text()))
-    wanted |= set(re.findall(r"\$(EXBUS_NATS_\w+)", str(config["cluster"]["merge"])))
-    env = values["container"]["env"]
-    assert wanted <= set(env)
     secrets = secret_keys()
-    for variable in wanted:
-        ref = env[variable]["valueFrom"]["secretKeyRef"]
-        assert ref["key"] in secrets[ref["name"]], variable
+    # the users: nats-users.conf of `exbus nats-users` (hashes), from Secret exbus-nats-auth
+    # mounted into the NATS container and included relative to /etc/nats-config/nats.conf
+    (volume,) = [p["value"] for p in values["podTemplate"]["patch"] if p["path"] == "/spec/volumes/-"]
+    (mount,) = [p["value"] for p in values["container"]["patch"] if p["path"] == "/volumeMounts/-"]
+    assert mount["name"] == volume["name"] and volume["secret"]["secretName"] == "exbus-nats-auth"
+    included = Path(os.path.normpath(Path("/etc/nats-config") / config["merge"]["$include"]))
+    assert included.parent == Path(mount["mountPath"]) and included.name in secrets["exbus-nats-auth"]
+    assert "env" not in values["container"]  # no password handed to the NATS pods
+    # TLS on client connections and routes, verified against the CA both ways; no route password
+    assert values["tlsCA"]["enabled"] is True and values["tlsCA"]["key"] in secrets[values["tlsCA"]["secretName"]]
+    for block in (config["nats"]["tls"], config["cluster"]["tls"]):
+        assert block["enabled"] is True and block["merge"]["verify"] is True
+        assert {"tls.crt", "tls.key"} <= secrets[block["secretName"]]
+    assert "authorization" not in config["cluster"].get("merge", {})
+
+
+def test_exbus_pods_connect_over_tls_with_a_client_certificate() -> None:
+    raw = tomllib.loads(objects("ConfigMap")["exbus-config"]["data"]["exbus.toml"])
+    nats = raw["nats"]
+    assert nats["url"].startswith("tls://")
+    files = {Path(nats[k]) for k in ("tls_ca", "tls_cert", "tls_key")}
+    (directory,) = {f.parent for f in files}
+    exbus_pods = {n: d for n, d in objects("Deployment").items() if container(d)["image"].startswith("exbus:")}
+    assert {"exbus-vault", "exbus-ingestor", "exbus-executor"} <= set(exbus_pods)
+    for name, deployment in exbus_pods.items():
+        spec = deployment["spec"]["template"]["spec"]
+        (mount,) = [m for m in container(deployment)["volumeMounts"] if Path(m["mountPath"]) == directory]
+        (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+        assert volume["secret"]["secretName"] == "exbus-nats-client-tls", name
+        assert {f.name for f in files} <= secret_keys()["exbus-nats-client-tls"], name

