@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test schema bench-ingest bench-sim bench-vault bench-exec bench-venues bench-streams bench-failover bench-takeover clean
+.PHONY: demo test dev-certs schema bench-ingest bench-sim bench-vault bench-exec bench-venues bench-streams bench-failover bench-takeover clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
+
+# development TLS certificates for NATS (CA, server/route, client) into deploy/nats/certs,
+# where deploy/nats/cluster and the k8s Secrets commands expect them; FORCE=1 replaces them
+CERTS_DIR ?= deploy/nats/certs
+dev-certs: $(VENV)/.installed
+	$(BIN)/exbus nats-certs --out $(CERTS_DIR) $(if $(FORCE),--force)
 
 schema: $(VENV)/.installed
 	$(BIN)/exbus schema export
