@@ -25,7 +25,7 @@ from services.bus.lifecycle import Bus
 from services.config import Config, NatsSettings
 from services.executor.credentials import CredentialsProvider, StaticCredentials
 from services.executor.service import run_executor
-from services.ingestor.service import FeedSpec, run_ingestor, specs_from_settings
+from services.ingestor.service import FeedSpec, run_ingestor, runnable, specs_from_settings
 from services.ingestor.settings import FeedSettings
 from services.logs import get_logger
 from services.observability.catalog import INGESTOR
@@ -97,7 +97,8 @@ class System:
                 feeds = await start_replayed_venues(self._stack)
                 print(f"replayed venues: {', '.join(f.venue for f in feeds)}", file=self.out, flush=True)
             self.executors_ready = asyncio.Event()
-            specs = specs_from_settings(self.config.ingestor, self.config.environments()) + feeds
+            # a testnet venue without test endpoints is refused here (logged), so readiness does not wait for it
+            specs = runnable(specs_from_settings(self.config.ingestor, self.config.environments()) + feeds)
             ingestor_nc = await self.connect_as("ingestor")
             await self.observe("ingestor", ingestor_nc, ready=lambda: INGESTOR.feeds_subscribed(s.venue for s in specs))
             services: dict[str, Awaitable[Any]] = {"ingestor": run_ingestor(ingestor_nc, specs, self.stop)}
