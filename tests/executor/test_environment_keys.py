@@ -100,3 +100,17 @@ async def test_exbus_status_shows_each_venues_environment(nats_url, bus, simulat
     assert replica["environments"]["upbit"] == "live" and len(replica["environments"]) == 9
     (row,) = [line for line in shown.splitlines() if line.startswith("exbus-executor")]
     assert "env:testnet=binance,kraken" in row and "env:live=bitfinex,bithumb,coinbase,coinone,korbit,okx,upbit" in row
+
+
+def test_the_executor_names_each_refused_venue_at_start_up() -> None:
+    from structlog.testing import capture_logs
+
+    from services.executor.service import announce_environments
+
+    with capture_logs() as logs:
+        announce_environments(ExecutorSettings(venue_urls={"korbit": "http://127.0.0.1:8080"}),
+                              {"kraken": "testnet", "korbit": "testnet", "binance": "testnet", "okx": "live"})
+    refused = [e for e in logs if e["event"] == "venue refused"]
+    assert [e["venue"] for e in refused] == ["kraken"], logs  # korbit: its URL is given (a test server of one's own)
+    assert refused[0]["log_level"] == "error" and refused[0]["error"].startswith("kraken has no testnet")
+    assert sorted(e["venue"] for e in logs if e["event"] == "venue on its testnet") == ["binance", "korbit"]

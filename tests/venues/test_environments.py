@@ -238,6 +238,9 @@ def test_ingestor_refuses_a_testnet_venue_without_a_market_data_testnet(venue: s
     with pytest.raises(NoTestnet):
         Ingestor(None, [spec], asyncio.Event())  # never builds a connection to the live host
     assert runnable([spec, _spec("binance", "live")]) == [_spec("binance", "live")]
+    from services.observability.catalog import INGESTOR  # what `exbus status` shows of the ingestor
+
+    assert INGESTOR.environments["binance"] == "live" and venue not in INGESTOR.environments
 
 
 async def test_okx_demo_snapshot_request_carries_the_header() -> None:
