@@ -93,9 +93,9 @@ class IngestorMetrics(ServiceMetrics):
             self.feed_lag.labels(venue).set((last.ts_recv - last.ts_event) / 1e9)
         if status:
             self._feed_state(venue, feed)
+        return status
 
     def _feed_state(self, venue: str, feed: Any) -> None:
-        return status
         stats = feed.stats
         now = (stats.gaps, stats.resyncs, stats.checksum_failures)
         before = self._seen.get(feed, (0, 0, 0))
