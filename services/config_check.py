@@ -176,7 +176,7 @@ def _numbers(raw: Mapping[str, Any]) -> Iterator[ConfigIssue]:
         ("executor", "concurrency", lambda v: v >= 1, "must be >= 1"),
         ("executor", "max_deliver", lambda v: v >= 1, "must be >= 1"),
         ("executor", "rate_limit_margin", lambda v: 0 < v <= 1, "must be in (0, 1]"),
-        ("executor", "ack_wait_s", lambda v: v > 0, "must be > 0"),
+        ("executor", "ack_wait_s", lambda v: v >= 1, "must be >= 1 (10 s: above a NATS leader election)"),
         ("executor", "tracker_interval_s", lambda v: v > 0, "must be > 0"),
         ("executor", "request_timeout_s", lambda v: v > 0, "must be > 0"),
         ("nats", "connect_timeout_s", lambda v: v > 0, "must be > 0"),
@@ -433,7 +433,14 @@ def register(sub: Any) -> None:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    file, issues = check_file(args.file or getattr(args, "config", None))
+    from services.errors import CommandError
+
+    named = config_path(args.file or getattr(args, "config", None))
+    if named is not None and not named.is_file():
+        raise CommandError(f"{named}: {'not a file' if named.exists() else 'no such file'}")
+    if named is not None and not os.access(named, os.R_OK):
+        raise CommandError(f"{named}: not readable")
+    file, issues = check_file(named)
     if issues:
         where = f"{file}" if file else "environment"
         for issue in issues:

@@ -9,6 +9,7 @@ from typing import Any
 
 from services.bus.lifecycle import Bus, run_until_signal
 from services.config import config_for_command
+from services.errors import CommandError
 
 
 def register(sub: Any) -> None:
@@ -63,10 +64,10 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
     config = config_for_command(args)
     if not config.nats.url:
-        raise SystemExit("exbus tail: set NATS_URL (or nats.url) to the server to read from")
+        raise CommandError("set NATS_URL (or nats.url) to the server to read from")
 
     async def main(stop: asyncio.Event) -> int:
-        nc = await connect(config.nats, name="exbus-tail")
+        nc = await connect(config.nats, name="exbus-tail", one_shot=True)
         try:
             await tail(nc, args.subject, count=args.count, out=sys.stdout, stop=stop)
         finally:
@@ -88,7 +89,10 @@ def cmd_schema_export(args: argparse.Namespace) -> int:
 
     from schemas.export import GENERATED_DIR, export
 
-    paths = export(Path(args.out) if args.out else GENERATED_DIR)
+    try:
+        paths = export(Path(args.out) if args.out else GENERATED_DIR)
+    except OSError as e:
+        raise CommandError(f"cannot write {e.filename or args.out}: {e.strerror or e}") from None
     for p in paths:
         print(p)
     return 0

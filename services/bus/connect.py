@@ -1,17 +1,49 @@
-"""Connecting to NATS with the settings of the config file (URL, credentials, TLS)."""
+"""Connecting to NATS with the settings of the config file (URL, credentials, TLS).
+
+A service keeps trying to reach its servers until they answer or it is told to stop;
+a one-shot command gives up after ``nats.connect_timeout_s`` with NatsUnreachable.
+Either way a stop signal (services.bus.lifecycle.run_until_signal) ends the attempt at
+once: nats-py's own connect loop never gives up with ``max_reconnect_attempts=-1``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import re
 import ssl
 from typing import Any
 
-import nats
 from nats.aio.client import Client as NATS
 
 from services.config import NatsSettings
+from services.errors import CommandError
 from services.logs import get_logger
 
 log = get_logger("bus")
+
+
+class NatsUnreachable(CommandError):
+    """A one-shot command could not connect to NATS in time (the message names the
+    servers, without credentials, and the last error)."""
+
+
+class StoppedWhileConnecting(Exception):
+    """The stop event was set before the connection was made."""
+
+
+_stop: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar("exbus_stop", default=None)
+
+
+def abort_connecting_on(stop: asyncio.Event) -> None:
+    """Make every connect() of this context (and of tasks it creates) give up as soon as
+    ``stop`` is set, raising StoppedWhileConnecting."""
+    _stop.set(stop)
+
+
+def shown_servers(servers: list[str]) -> str:
+    """Server URLs for a message: userinfo (user:password@) removed."""
+    return ", ".join(re.sub(r"://[^/@]*@", "://", s) for s in servers)
 
 
 def tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
@@ -24,20 +56,31 @@ def tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
     return ctx
 
 
-async def connect(settings: NatsSettings, *, url: str | None = None, name: str | None = None, **options: Any) -> NATS:
-    """Connect with reconnection forever; ``url`` overrides ``settings.url``."""
+async def connect(settings: NatsSettings, *, url: str | None = None, name: str | None = None,
+                  one_shot: bool = False, stop: asyncio.Event | None = None, **options: Any) -> NATS:
+    """Connect, then reconnect forever; ``url`` overrides ``settings.url``.
+
+    Until the first connection: a service (default) keeps trying; ``one_shot`` gives up
+    after ``settings.connect_timeout_s`` with NatsUnreachable, without logging each
+    attempt. ``stop`` (default: the one of abort_connecting_on) ends the attempt early
+    with StoppedWhileConnecting.
+    """
     servers = [u.strip() for u in (url or settings.url).split(",") if u.strip()]
     if not servers:
-        raise ValueError("no NATS URL: set nats.url / NATS_URL, or use the embedded server")
+        raise CommandError("no NATS URL: set nats.url / NATS_URL, or use the embedded server")
     client_name = name or settings.name
+    last_error: list[Exception] = []
 
     async def on_error(e: Exception) -> None:
+        last_error[:] = [e]
+        if one_shot and not client.is_connected and not client.is_reconnecting:
+            return  # still the first attempts: the command reports the outcome once
         log.warning("nats error", client=client_name, error=str(e))
 
-    client: NATS | None = None
+    client = NATS()
 
     async def on_disconnect() -> None:
-        if client is not None and (client.is_closed or client.is_draining):
+        if client.is_closed or client.is_draining:
             return  # our own drain/close, not a fault
         log.warning("nats disconnected", client=client_name)
 
@@ -61,5 +104,35 @@ async def connect(settings: NatsSettings, *, url: str | None = None, name: str |
         # tls.handshake_first); nats:// upgrades after the server's INFO
         kwargs["tls_handshake_first"] = all(s.startswith("tls://") for s in servers)
     kwargs.update(options)
-    client = await nats.connect(**kwargs)
-    return client
+    stop = stop or _stop.get()
+    attempt = asyncio.ensure_future(client.connect(**kwargs))
+    stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    try:
+        done, _ = await asyncio.wait([t for t in (attempt, stopping) if t is not None],
+                                     timeout=settings.connect_timeout_s if one_shot else None,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        await _abandon(client, attempt)
+        raise
+    finally:
+        if stopping is not None:
+            stopping.cancel()
+    if attempt in done:
+        attempt.result()  # raises what the attempt raised
+        return client
+    await _abandon(client, attempt)
+    if stop is not None and stop.is_set():
+        raise StoppedWhileConnecting(f"stopped while connecting to {shown_servers(servers)}")
+    why = f": {last_error[0]}" if last_error else ""
+    raise NatsUnreachable(f"cannot reach NATS at {shown_servers(servers)} "
+                          f"within {settings.connect_timeout_s:g} s{why}")
+
+
+async def _abandon(client: NATS, attempt: asyncio.Future[Any]) -> None:
+    """Cancel a connection attempt and release what it opened."""
+    attempt.cancel()
+    await asyncio.gather(attempt, return_exceptions=True)
+    try:
+        await client.close()
+    except Exception as e:  # nothing was open
+        log.debug("close after abandoned connect", error=str(e))

@@ -11,7 +11,7 @@ from typing import Awaitable, Callable
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from services.bus.connect import connect
+from services.bus.connect import StoppedWhileConnecting, abort_connecting_on, connect
 from services.bus.embedded import EmbeddedNats
 from services.bus.streams import EnsureReport, ensure_streams
 from services.config import Config
@@ -20,20 +20,64 @@ from services.logs import get_logger
 log = get_logger("lifecycle")
 
 
-def stop_on_signals(stop: asyncio.Event) -> None:
-    """Set ``stop`` on SIGTERM or SIGINT (the running loop's handlers)."""
+STOP_GRACE_S = 4.0
+"""How long ``main`` may take to wind down after the first stop signal before it is
+cancelled: every service and command ends within 5 s of SIGTERM, whatever it was doing."""
+
+
+def stop_on_signals(stop: asyncio.Event, on_signal: Callable[[], None] | None = None) -> None:
+    """Set ``stop`` on SIGTERM or SIGINT (the running loop's handlers), then call ``on_signal``."""
     loop = asyncio.get_running_loop()
+
+    def handle() -> None:
+        stop.set()
+        if on_signal is not None:
+            on_signal()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, handle)
 
 
 def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int | None]]) -> int:
-    """Run ``main(stop)`` in a fresh event loop; SIGTERM/SIGINT set ``stop``. Returns its status."""
+    """Run ``main(stop)`` in a fresh event loop; SIGTERM/SIGINT set ``stop``. Returns its status.
+
+    A connection attempt to NATS still under way when the signal comes is abandoned
+    (services.bus.connect.abort_connecting_on); a ``main`` still running STOP_GRACE_S
+    after the first signal, or at a second one, is cancelled (exit status 1).
+    """
 
     async def runner() -> int:
         stop = asyncio.Event()
-        stop_on_signals(stop)
-        return int(await main(stop) or 0)
+        abort_connecting_on(stop)
+        job = asyncio.ensure_future(main(stop))
+        loop = asyncio.get_running_loop()
+        forced: list[str] = []
+        signals = 0
+
+        def force(why: str) -> None:
+            if not job.done() and not forced:
+                forced.append(why)
+                job.cancel()
+
+        def on_signal() -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                loop.call_later(STOP_GRACE_S, force, f"still running {STOP_GRACE_S:g} s after the stop signal")
+            else:
+                force("a second stop signal")
+
+        stop_on_signals(stop, on_signal)
+        try:
+            return int(await job or 0)
+        except StoppedWhileConnecting as e:
+            log.info("stopped before the bus connection was made", detail=str(e))
+            return 0
+        except asyncio.CancelledError:
+            if not forced:
+                raise
+            log.warning("cancelled on stop", reason=forced[0])
+            return 1
 
     return asyncio.run(runner())
 
@@ -48,10 +92,12 @@ class Bus:
     """
 
     def __init__(self, config: Config, *, name: str = "exbus", ensure: bool = True,
-                 embedded: EmbeddedNats | None = None) -> None:
+                 embedded: EmbeddedNats | None = None, one_shot: bool = False) -> None:
         self.config = config
         self.name = name
         self.ensure = ensure
+        self.one_shot = one_shot
+        """A one-shot command: give up when ``nats.url`` does not answer (see connect())."""
         self._embedded = embedded
         """The server to start when ``nats.url`` is empty (default: from ``config.embedded``)."""
         self.server: EmbeddedNats | None = None
@@ -72,7 +118,7 @@ class Bus:
                 url = self.server.url
                 log.info("embedded nats-server started", url=url, data_dir=emb.data_dir, pid=self.server.pid)
             self.url = url
-            self.nc = await connect(self.config.nats, url=url, name=self.name)
+            self.nc = await connect(self.config.nats, url=url, name=self.name, one_shot=self.one_shot)
             self._stack.push_async_callback(self._drain)
             self.js = self.nc.jetstream()
             if self.ensure:

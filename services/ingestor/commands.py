@@ -13,6 +13,7 @@ from schemas.common import VENUES
 from schemas.market import CHANNELS
 from services.bus.lifecycle import run_until_signal
 from services.config import config_for_command
+from services.errors import CommandError
 
 
 def _list(text: str) -> list[str]:
@@ -57,18 +58,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         config.streams.md_capture = True
     if args.venue:
         if not args.symbols:
-            raise SystemExit("exbus ingest: --venue needs --symbols")
+            raise CommandError("--venue needs --symbols")
         target: Any = [FeedSpec(venue=args.venue, symbols=args.symbols, channels=args.channels,
                                 environment=config.environments().get(args.venue, "live"))]
     elif config.ingestor.venues:
         target = config
     else:
-        raise SystemExit("exbus ingest: give --venue and --symbols, or [ingestor.venues.<venue>] in the config file")
+        raise CommandError("give --venue and --symbols, or [ingestor.venues.<venue>] in the config file")
     specs = target if isinstance(target, list) else specs_from_settings(config.ingestor, config.environments())
     try:
         check_specs(specs)
     except ValueError as e:
-        raise SystemExit(f"exbus ingest: {e}") from None
+        raise CommandError(str(e)) from None
 
     async def main(stop: asyncio.Event) -> int:
         from services.observability.catalog import INGESTOR
@@ -121,15 +122,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from services.venues.wsbase import ws_adapter
 
     config = config_for_command(args)
-    speed = None if args.speed == "max" else float(args.speed)
+    try:
+        speed = None if args.speed == "max" else float(args.speed)
+    except ValueError:
+        raise CommandError(f"--speed {args.speed!r}: max or a number, e.g. 10") from None
+    if speed is not None and not speed > 0:
+        raise CommandError(f"--speed {args.speed!r} must be > 0")
     for f in [*args.files, *args.http]:
         if not Path(f).is_file():
-            raise SystemExit(f"exbus replay: {f} does not exist")
-    recording = load_recording(args.files, args.http, venue=args.venue)
+            raise CommandError(f"{f} does not exist")
+    try:
+        recording = load_recording(args.files, args.http, venue=args.venue)
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and decode errors are ValueErrors
+        raise CommandError(f"cannot read the recording: {e}") from None
     try:
         ws_adapter(recording.venue)
     except ValueError as e:
-        raise SystemExit(f"exbus replay: {e}") from None
+        raise CommandError(str(e)) from None
 
     async def main(stop: asyncio.Event) -> int:
         url = args.nats or config.nats.url
@@ -137,7 +146,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             server = None if url else EmbeddedNats(Path(tmp) / "nats")
             if server is not None:
                 url = await server.start()
-            nc = await connect(config.nats, url=url, name="exbus-replay")
+            nc = await connect(config.nats, url=url, name="exbus-replay", one_shot=True)
             try:
                 summary, _ = await run_replay(nc, recording, speed=speed, symbols=args.symbols,
                                               channels=args.channels, stop=stop)

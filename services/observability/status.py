@@ -203,13 +203,14 @@ def register(sub: Any) -> None:
 def cmd_status(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     from services.bus.connect import connect
     from services.config import config_for_command
+    from services.errors import CommandError
 
     config = config_for_command(args)
     if not config.nats.url:
-        raise SystemExit("exbus status: set NATS_URL (or nats.url) to the bus the services run on")
+        raise CommandError("set NATS_URL (or nats.url) to the bus the services run on")
 
     async def main() -> dict[str, Any]:
-        nc = await connect(config.nats, name="exbus-status", max_reconnect_attempts=0)
+        nc = await connect(config.nats, name="exbus-status", one_shot=True)
         try:
             return await collect(nc, args.timeout)
         finally:

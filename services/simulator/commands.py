@@ -66,10 +66,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from services.bus.lifecycle import run_until_signal
     from services.simulator.server import Simulator
 
+    from services.errors import CommandError
+
     try:
         config = config_from_args(args)
-    except (ValueError, OSError) as e:
-        raise SystemExit(f"exbus sim: {e}") from None
+    except (ValueError, OSError) as e:  # ConfigError, msgspec's errors, an unreadable file
+        raise CommandError(str(e)) from None
 
     async def main(stop: asyncio.Event) -> int:
         async with Simulator(config) as sim:

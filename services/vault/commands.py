@@ -105,7 +105,7 @@ def _run(config: Any, name: str, action: Any, *, ensure: bool = True) -> int:
     from services.vault.audit import AuditUnavailable
 
     async def main(stop: asyncio.Event) -> int:
-        async with Bus(config, name=name, ensure=ensure) as bus:
+        async with Bus(config, name=name, ensure=ensure, one_shot=True) as bus:
             try:
                 store = await VaultStore.open(bus.js, jti_ttl_s=config.vault.token_max_age_s + 2 * config.vault.clock_skew_s)
                 return int(await action(bus.nc, store) or 0)
@@ -139,7 +139,7 @@ def cmd_vault_run(args: argparse.Namespace) -> int:
     try:
         _ring(config)
     except MasterKeyError as e:
-        return _fail(str(e))
+        return _bad_input(str(e))
 
     async def main(stop: asyncio.Event) -> int:
         from services.observability.runtime import Observability
@@ -359,7 +359,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
     config = config_for_command(args)
     if (error := _check_account(args.venue, args.account)):
-        return _fail(error)
+        return _bad_input(error)
 
     async def action(nc: Any, store: Any) -> int:
         if not await admin.revoke_credentials(nc, store, args.venue, args.account, args.reason):

@@ -21,6 +21,7 @@ from schemas.queries import (
     BalanceQuery, OpenOrdersQuery, OrderBookQuery, OrderStatusQuery, TickerQuery, TradeHistoryQuery,
 )
 from schemas.vault import Credentials
+from services.errors import CommandError
 from services.venues import rest_adapter
 from services.venues.base import NON_IDEMPOTENT, FollowUp, HttpRequest
 from services.venues.errors import RateLimited, VenueError
@@ -60,7 +61,7 @@ def sign_line(line: str) -> dict[str, Any]:
 
 def cmd_sign(args: argparse.Namespace, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
     if not args.jsonl:
-        raise SystemExit("exbus venue sign: only --jsonl input is supported")
+        raise CommandError("only --jsonl input is supported")
     for line in stdin:
         if line.strip():
             stdout.write(json.dumps(sign_line(line)) + "\n")
@@ -71,11 +72,16 @@ def cmd_sign(args: argparse.Namespace, stdin: TextIO = sys.stdin, stdout: TextIO
 def operation_args(venue: str, op: str, raw: str) -> Any:
     """Decode ``--args`` JSON into the schemas type of ``op``; commands get CLI defaults."""
     if op not in OPERATION_ARGS:
-        raise SystemExit(f"unknown operation {op!r}; one of {', '.join(OPERATION_ARGS)}")
+        raise CommandError(f"unknown operation {op!r}; one of {', '.join(OPERATION_ARGS)}")
     tp = OPERATION_ARGS[op]
     if tp is None:
         return None
-    data = json.loads(raw or "{}")
+    try:
+        data = json.loads(raw or "{}")
+    except ValueError as e:
+        raise CommandError(f"--args is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise CommandError(f"--args must be a JSON object, got {type(data).__name__}")
     if tp in (PlaceOrder, CancelOrder):
         data = {"type": "place" if tp is PlaceOrder else "cancel", "venue": venue, "account": "cli",
                 "command_id": data.get("client_order_id", "cli"), **data}
@@ -84,7 +90,7 @@ def operation_args(venue: str, op: str, raw: str) -> Any:
     try:
         return schemas.decode(json.dumps(data), tp)
     except msgspec.ValidationError as e:
-        raise SystemExit(f"bad --args for {op}: {e}") from None
+        raise CommandError(f"bad --args for {op}: {e}") from None
 
 
 def load_credentials(path: str | None) -> Credentials | None:
@@ -92,9 +98,14 @@ def load_credentials(path: str | None) -> Credentials | None:
     if not path:
         return None
     p = Path(path)
-    if p.stat().st_mode & 0o077:
-        raise SystemExit(f"{path}: credentials file must not be readable by others (chmod 600)")
-    return msgspec.json.decode(p.read_bytes(), type=Credentials)
+    try:
+        if p.stat().st_mode & 0o077:
+            raise CommandError(f"{path}: credentials file must not be readable by others (chmod 600)")
+        return msgspec.json.decode(p.read_bytes(), type=Credentials)
+    except OSError as e:
+        raise CommandError(f"credentials file {path}: {e.strerror or e}") from None
+    except msgspec.DecodeError as e:  # the message names the field, never a value
+        raise CommandError(f"credentials file {path}: not a credentials object: {e}") from None
 
 
 def adapter_for(venue: str, base_url: str | None = None) -> Any:
@@ -102,7 +113,7 @@ def adapter_for(venue: str, base_url: str | None = None) -> Any:
     try:
         return rest_adapter(venue, base_url)
     except ValueError as e:
-        raise SystemExit(f"exbus venue: {e}; one of {', '.join(VENUES)}") from None
+        raise CommandError(f"{e}; one of {', '.join(VENUES)}") from None
 
 
 def cmd_call(args: argparse.Namespace) -> int:
@@ -112,7 +123,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     try:
         req = adapter.build_request(args.op, op_args, creds, time.time_ns() // 1_000_000)
     except ValueError as e:
-        raise SystemExit(f"exbus venue call: {e}") from None
+        raise CommandError(str(e)) from None
     if args.dry_run:
         print(json.dumps(request_json(req), indent=2))
         return 0
@@ -161,7 +172,7 @@ def parse_headers(raw: list[str]) -> dict[str, str]:
     for item in raw:
         key, sep, value = item.partition(":")
         if not sep or not key.strip():
-            raise SystemExit(f"bad --header {item!r}: expected NAME:VALUE")
+            raise CommandError(f"bad --header {item!r}: expected NAME:VALUE")
         headers[key.strip()] = value.strip()
     return headers
 
