@@ -11,6 +11,7 @@ from typing import Any
 
 from schemas.vault import Credentials
 from services.executor.credentials import CredentialsProvider, CredentialsUnavailable
+from services.observability.alerts import AlertPublisher
 from services.executor.ratelimit import RateLimiter
 from services.executor.state import NonceSequences
 from services.venues import rest_adapter
@@ -44,6 +45,8 @@ class VenueGateway:
         self.environments = environments or {}
         self._adapters: dict[str, RestAdapter] = {}
         self.calls = 0
+        self.alerts: AlertPublisher | None = None
+        """Where venue bans are alerted (alerts.critical.venue_banned)."""
 
     def environment(self, venue: str) -> str:
         """``live`` or ``testnet``: the venue's configured environment."""
@@ -109,6 +112,11 @@ class VenueGateway:
         if isinstance(result, RateLimited):
             wait = result.retry_after or (DEFAULT_BAN_S if result.banned else DEFAULT_BACKOFF_S)
             await self.limiter.block(venue, account, wait, reason=str(result))
+            if result.banned and self.alerts is not None:
+                named = account if account != "public" else None  # a public call: the IP is banned
+                await self.alerts.alert("critical", "venue_banned", f"{venue} banned exbus's requests for {wait:g} s: {result}",
+                                        venue=venue, account=named,
+                                        details={"retry_after_s": f"{wait:g}", "status": str(response.status)})
             raise result
         if isinstance(result, VenueError):
             raise result

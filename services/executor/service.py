@@ -28,6 +28,7 @@ from services.executor.tracker import OrderTracker
 from services.executor.worker import CommandWorker
 from services.ingestor.transport import Backoff
 from services.logs import get_logger
+from services.observability.alerts import AlertPublisher
 from services.venues.http import HttpTransport
 
 log = get_logger("executor")
@@ -74,6 +75,7 @@ class ExecutorReplica:
         states = OrderStates(orders_kv)
         self.worker = CommandWorker(self.js, self.gateway, states, max_deliver=self.settings.max_deliver,
                                     reconcile_delays_s=tuple(self.settings.reconcile_delays_s))
+        self.worker.alerts = self.gateway.alerts = AlertPublisher(self.nc, "executor")
         self.tracker = OrderTracker(self.worker, states, limits_kv, interval_s=self.settings.tracker_interval_s,
                                     poll_only=self.settings.poll_only)
 

@@ -199,7 +199,7 @@ def replay_spec(
     return FeedSpec(
         venue=recording.venue, symbols=symbols, channels=channels, url=ws_url, rest_url=http_url,
         max_streams_per_connection=10**6,  # one connection, as the recording has
-        prepare=lambda a: a.recorded_subscriptions(recording.url, recording.sent),
+        prepare=lambda a: a.recorded_subscriptions(recording.url, recording.sent), replayed=True,
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Literal, Sequence
 
 import msgspec
 
@@ -27,6 +27,7 @@ from services.ingestor.settings import FeedSettings, IngestorSettings
 from services.ingestor.snapshots import RateBudget, RestSnapshots, SnapshotSource
 from services.ingestor.transport import Backoff, Tap, WsConnection
 from services.logs import get_logger
+from services.observability.alerts import AlertPublisher
 from services.observability.catalog import INGESTOR as METRICS
 from services.venues.environments import Endpoints, NoTestnet, endpoints, require
 from services.venues.wsbase import WsAdapter, ws_adapter
@@ -51,6 +52,8 @@ class FeedSpec(msgspec.Struct, kw_only=True):
     environment: str = "live"
     """``testnet``: the venue's test endpoints where ``url`` / ``rest_url`` are not given
     (services.venues.environments)."""
+    replayed: bool = False
+    """Recorded traffic served again: its venue times are old, so no feed lag is measured."""
 
 
 def specs_from_settings(settings: IngestorSettings, environments: dict[str, str] | None = None) -> list[FeedSpec]:
@@ -298,6 +301,9 @@ class Ingestor:
         self.latencies_ns: list[int] | None = [] if measure_latency else None
         self._fetches: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._backfills: set[asyncio.Task[None]] = set()
+        self.replayed = {spec.venue for spec in specs if spec.replayed}
+        self.alerts = AlertPublisher(nc, "ingestor")
+        self._alerting: set[asyncio.Task[Any]] = set()
         for spec in specs:
             cls = ws_adapter(spec.venue)
             feed = Feed(cls, spec.symbols, spec.channels, url=where[spec.venue].ws_url,
@@ -354,7 +360,8 @@ class Ingestor:
             self.publisher.publish(actions.publish)
             if t_perf and self.latencies_ns is not None:
                 self.latencies_ns.append(time.perf_counter_ns() - t_perf)
-            METRICS.observe(venue, self.feeds[venue], actions.publish)
+            if METRICS.observe(venue, self.feeds[venue], actions.publish, lag=venue not in self.replayed):
+                self._alert_stale(venue, actions.publish)
         connections = self.connections[venue]
         for index, data in actions.send:
             connections[index].send(data)
@@ -372,6 +379,19 @@ class Ingestor:
             connections[index].reopen.set()
         for line in actions.log:
             log.warning("feed notice", venue=venue, notice=line)
+
+    def _alert_stale(self, venue: str, published: Sequence[Published]) -> None:
+        """``alerts.warning.feed_stale`` for each stale status this process publishes."""
+        gate = self.publisher.may_publish
+        if gate is not None and not gate():
+            return  # a standby's feed, or a lost lease: the owner alerts
+        for m in published:
+            if isinstance(m, FeedStatus) and m.state == "stale":
+                task = asyncio.create_task(self.alerts.alert(
+                    "warning", "feed_stale", f"{venue} feed is quiet: {m.reason or 'no frames'}", key=venue, venue=venue,
+                    details={"channel": m.channel or "", "symbol": m.symbol or ""}))
+                self._alerting.add(task)
+                task.add_done_callback(self._alerting.discard)
 
     def publish_books(self) -> None:
         """Publish every synced book as it stands (a warm standby taking over)."""

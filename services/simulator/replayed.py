@@ -38,6 +38,6 @@ async def start_replayed_venues(stack: AsyncExitStack, speed: float = 1.0) -> li
             venue=venue, symbols=symbols or sorted({s.symbol for s in recorded}),
             channels=sorted({s.channel for s in recorded}) if recorded else ["trade", "ticker", "book"],
             url=server.ws_url, rest_url=server.http_url, max_streams_per_connection=10**6,
-            prepare=lambda a, r=recording: a.recorded_subscriptions(r.url, r.sent),
+            prepare=lambda a, r=recording: a.recorded_subscriptions(r.url, r.sent), replayed=True,
         ))
     return specs

@@ -20,10 +20,12 @@ import pytest
 from websockets.asyncio.server import serve
 
 from schemas import decode
+from schemas.alerts import Alert
 from schemas.market import BookDelta, BookSnapshot, FeedStatus, MarketData
 from services.ingestor.recording import read_records
 from services.ingestor.replay import load_recording, run_replay
 from services.ingestor.service import FeedSpec, Ingestor
+from services.observability.catalog import INGESTOR as INGESTOR_METRICS
 from services.venues.book import OrderBook
 from services.venues.checksum import kraken
 from services.venues.wsbase import BookUpdate
@@ -84,6 +86,7 @@ async def test_replay_kraken_through_nats_rebuilds_books_that_match_every_checks
     sub = Collector()
     await sub.start(nc, "md.kraken.>")
     publisher = await nats.connect(nats_url)
+    INGESTOR_METRICS.feed_lag.labels("kraken").set(0.0)  # whatever an earlier test measured
     summary, _ = await run_replay(publisher, recording)
     await publisher.drain()
     assert summary == {"venue": "kraken", "frames": 4430, "published": {"trade": 10, "ticker": 18, "book": 4279, "bbo": 0},
@@ -102,6 +105,10 @@ async def test_replay_kraken_through_nats_rebuilds_books_that_match_every_checks
         symbol = pair.replace("XBT", "BTC").replace("/", "-")
         book = rebuilt[symbol]
         assert kraken(book.top_bids(10), book.top_asks(10)) == crc, symbol
+    # recorded venue times are years old: a replay measures no feed lag, so the demo's
+    # ExbusFeedLagHigh rule (lag > 5 s) cannot fire on it
+    lag = INGESTOR_METRICS.registry.by_label("exbus_md_feed_lag_seconds", "venue")
+    assert lag["kraken"] == 0.0, lag
     await nc.drain()
 
 
@@ -205,9 +212,19 @@ async def test_quiet_feed_is_flagged_stale_and_the_connection_probed(nats_url, s
         stop = asyncio.Event()
         spec = FeedSpec(venue="kraken", symbols=["XMR-USD"], channels=["book"], url=venue.url,
                         prepare=lambda a: setattr(a, "book_depth", 1000))
+        alerts: asyncio.Queue = asyncio.Queue()
+
+        async def on_alert(msg) -> None:
+            alerts.put_nowait((msg.subject, decode(msg.data, Alert)))
+
+        await nc.subscribe("alerts.>", cb=on_alert)
         run = asyncio.create_task(Ingestor(nc, [spec], stop, stale_after_s=0.3).run())
         stale = await sub.wait_for(lambda m: m.state == "stale")
         assert "no frame" in stale.reason
+        subject, alert = await asyncio.wait_for(alerts.get(), 5)  # the same news on the alert subject
+        assert subject == "alerts.warning.feed_stale"
+        assert (alert.name, alert.venue, alert.service, alert.key) == ("feed_stale", "kraken", "ingestor", "kraken")
+        assert "no frame" in alert.summary
         stop.set()
         await run
         # the venue answered the ping, so the connection was kept: one connection only
