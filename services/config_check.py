@@ -270,7 +270,7 @@ def _is_ip(value: str) -> bool:
 def _venues(raw: Mapping[str, Any]) -> Iterator[ConfigIssue]:
     """``[venues.<venue>]``: a known venue; ``testnet`` only where the venue has one, or
     where every URL the services need for it is given explicitly."""
-    from services.venues.environments import TESTNETS, NoTestnet
+    from services.venues.environments import TESTNETS, NoTestnet, feed_uses_rest
 
     for venue, table in _table(raw, "venues").items():  # unknown venues: reported as unknown keys
         key = f"venues.{venue}"
@@ -282,6 +282,8 @@ def _venues(raw: Mapping[str, Any]) -> Iterator[ConfigIssue]:
         feed = _table(raw, "ingestor", "venues", venue)
         if feed and testnet.ws_url is None and not feed.get("url"):
             yield ConfigIssue(f"{key}.environment", f"the ingestor: {NoTestnet(venue, 'WebSocket')}")
+        elif feed and testnet.rest_url is None and not feed.get("rest_url") and feed_uses_rest(venue):
+            yield ConfigIssue(f"{key}.environment", f"the ingestor: {NoTestnet(venue, 'market-data REST')}")
 
 
 def _vault(raw: Mapping[str, Any]) -> Iterator[ConfigIssue]:

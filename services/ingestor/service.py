@@ -29,7 +29,7 @@ from services.ingestor.transport import Backoff, Tap, WsConnection
 from services.logs import get_logger
 from services.observability.alerts import AlertPublisher
 from services.observability.catalog import INGESTOR as METRICS
-from services.venues.environments import Endpoints, NoTestnet, endpoints, require
+from services.venues.environments import Endpoints, NoTestnet, endpoints, feed_uses_rest, require
 from services.venues.wsbase import WsAdapter, ws_adapter
 
 if TYPE_CHECKING:
@@ -71,9 +71,12 @@ def specs_from_settings(settings: IngestorSettings, environments: dict[str, str]
 
 def feed_endpoints(spec: FeedSpec) -> Endpoints:
     """Where a feed connects: its explicit URLs, else its environment's (the venue's own when
-    live). Raises NoTestnet for a testnet venue without a market-data WebSocket."""
+    live). Raises NoTestnet for a testnet venue without a market-data WebSocket, or without
+    the REST its feed uses (snapshots, trade backfill): those never go to the live host."""
     where = endpoints(spec.venue, spec.environment, rest_url=spec.rest_url or None, ws_url=spec.url or None)
     require(spec.venue, spec.environment, "WebSocket", where.ws_url)
+    if where.rest_url is None and feed_uses_rest(spec.venue):
+        require(spec.venue, spec.environment, "market-data REST", where.rest_url)
     return where
 
 

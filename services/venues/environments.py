@@ -102,7 +102,8 @@ TESTNETS: dict[str, Testnet] = {
 """Every venue's test environment (exbus venue ids, schemas.common.VENUES)."""
 
 
-OVERRIDES = {"REST": "executor.venue_urls.{venue}", "WebSocket": "ingestor.venues.{venue}.url"}
+OVERRIDES = {"REST": "executor.venue_urls.{venue}", "WebSocket": "ingestor.venues.{venue}.url",
+             "market-data REST": "ingestor.venues.{venue}.rest_url"}
 """The explicit URL that stands in for a missing test endpoint, by surface."""
 
 
@@ -149,7 +150,8 @@ def endpoints(venue: str, environment: str = "live", *, rest_url: str | None = N
                      rest_headers=dict(t.rest_headers))
 
 
-def require(venue: str, environment: str, surface: Literal["REST", "WebSocket", "private WebSocket"],
+def require(venue: str, environment: str,
+            surface: Literal["REST", "WebSocket", "private WebSocket", "market-data REST"],
             url: str | None, overridden: bool = False) -> str | None:
     """``url`` for use; raises :class:`NoTestnet` when the venue runs in testnet without one
     (``overridden``: an explicit override stands in, e.g. the simulator's host)."""
@@ -158,5 +160,14 @@ def require(venue: str, environment: str, surface: Literal["REST", "WebSocket", 
     return url
 
 
+def feed_uses_rest(venue: str) -> bool:
+    """The venue's market-data feed also fetches over REST (book snapshots, trade backfill),
+    so a testnet feed needs the testnet's REST too."""
+    from services.venues.wsbase import ws_adapter
+
+    cls = ws_adapter(venue)
+    return cls.resync == "rest" or bool(cls.trades_page_limit)
+
+
 __all__ = ["ENVIRONMENTS", "Endpoints", "Environment", "NoTestnet", "TESTNETS", "Testnet", "endpoints",
-           "require"]
+           "feed_uses_rest", "require"]

@@ -225,6 +225,16 @@ def test_ingestor_live_feed_is_unchanged() -> None:
     assert url == ws_adapter("binance").url and ingestor.rest.base_urls == {} and ingestor.rest.headers == {}
 
 
+def test_ingestor_never_takes_snapshots_or_backfill_from_the_live_host_of_a_testnet_venue() -> None:
+    """A test server of one's own for the WebSocket only: a feed that also needs REST (Binance's and OKX's
+    books resync from REST snapshots, Kraken backfills trades) is refused rather than
+    sending those requests live; one that does not (Korbit resyncs from its stream) runs."""
+    with pytest.raises(NoTestnet, match="ingestor.venues.kraken.rest_url"):
+        feed_endpoints(_spec("kraken", "testnet", url="ws://127.0.0.1:1"))  # kraken backfills trades over REST
+    where = feed_endpoints(_spec("korbit", "testnet", url="ws://127.0.0.1:1/v2/public"))
+    assert where.ws_url == "ws://127.0.0.1:1/v2/public" and where.rest_url is None
+
+
 def test_ingestor_explicit_urls_win_over_the_testnet() -> None:
     where = feed_endpoints(_spec("binance", "testnet", url="ws://127.0.0.1:1/stream", rest_url="http://127.0.0.1:1"))
     assert (where.ws_url, where.rest_url) == ("ws://127.0.0.1:1/stream", "http://127.0.0.1:1")
