@@ -109,8 +109,8 @@ class RestSnapshots:
         request = adapter.build_request("orderbook", query, None, time.time_ns() // 1_000_000)
         url = rebase(request.url, self.base_urls[venue]) if venue in self.base_urls else request.url
         try:
-            headers = {**request.headers, **self.headers.get(venue, {})}
-            async with self._client().request(request.method, url, headers=headers or None,
+            sent = {**request.headers, **self.headers.get(venue, {})}
+            async with self._client().request(request.method, url, headers=sent or None,
                                              data=request.body or None) as resp:
                 body = await resp.read()
                 status, headers = resp.status, dict(resp.headers)
