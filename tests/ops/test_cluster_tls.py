@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
+import sys
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -156,3 +158,37 @@ async def test_routes_are_verified_tls_and_the_cluster_forms(cluster) -> None:
             writer.close()
     route_errors = [line for line in Path(node.log_file).read_text().splitlines() if "TLS route handshake error" in line]
     assert len(route_errors) >= 2 and any("didn't provide a certificate" in line for line in route_errors)
+
+
+async def test_an_exbus_process_configured_with_the_ca_connects_over_tls(cluster, tmp_path: Path) -> None:
+    """`exbus tail` as a service runs: its [nats] settings from the environment name the
+    CA and the client certificate, and it reads what a service publishes through another node."""
+    settings = cluster.settings("operator")
+    env = {**os.environ, "EXBUS_NATS_URL": settings.url, "EXBUS_NATS_USER": settings.user,
+           "EXBUS_NATS_PASSWORD": settings.password, "EXBUS_NATS_TLS_CA": settings.tls_ca,
+           "EXBUS_NATS_TLS_CERT": settings.tls_cert, "EXBUS_NATS_TLS_KEY": settings.tls_key}
+    env.pop("EXBUS_CONFIG", None)
+    tail = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", "tail", "orders.events.>", "--count", "1", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    executor = await connect(cluster.settings("executor"), url=cluster.urls[1], name="exbus-executor")
+    try:
+        async with asyncio.timeout(30):
+            while True:  # until tail's connection is up (on whichever node) and TLS
+                conns = [c for i in range(3) for c in (await monitor(cluster, i, "connz?subs=true"))["connections"]
+                         if c.get("name") == "exbus-tail" and c.get("subscriptions_list")]
+                if conns:
+                    break
+                await asyncio.sleep(0.2)
+        assert conns[0].get("tls_version")
+        await asyncio.sleep(0.2)  # the subscription reaches the other nodes over the routes
+        await executor.publish("orders.events.binance.main.tail1", b'{"status": "accepted"}')
+        await executor.flush()
+        out, err = await asyncio.wait_for(tail.communicate(), 30)
+        assert tail.returncode == 0, err.decode()[-2000:]
+        assert b"orders.events.binance.main.tail1" in out
+    finally:
+        if tail.returncode is None:
+            tail.kill()
+            await tail.wait()
+        await executor.close()
