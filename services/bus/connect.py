@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import re
 import ssl
+import weakref
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -39,6 +40,38 @@ def abort_connecting_on(stop: asyncio.Event) -> None:
     """Make every connect() of this context (and of tasks it creates) give up as soon as
     ``stop`` is set, raising StoppedWhileConnecting."""
     _stop.set(stop)
+
+
+class BusClient(NATS):
+    """nats-py's client, with a drain that always ends the connection: a connection
+    that is away (reconnecting) or still connecting has nothing to drain and is closed;
+    a closed one is left as it is. So every service can drain on its way out, whatever
+    state the bus is in."""
+
+    async def drain(self) -> None:
+        if self.is_closed:
+            return
+        if self.is_connecting or self.is_reconnecting:
+            await self.close()
+            return
+        await super().drain()
+
+
+_clients: "weakref.WeakSet[BusClient]" = weakref.WeakSet()
+"""Every client connect() made in this process (for close_clients)."""
+
+
+async def close_clients(*, only_away: bool = False) -> int:
+    """Close the open clients of this process (``only_away``: those whose server is away,
+    reconnecting), so that whatever still waits on them fails at once instead of timing
+    out. Used on stop; returns how many were closed."""
+    closing = [c for c in list(_clients) if not c.is_closed and (c.is_reconnecting or not only_away)]
+    for client in closing:
+        try:
+            await client.close()
+        except Exception as e:  # already going down
+            log.debug("close on stop", error=str(e))
+    return len(closing)
 
 
 def shown_servers(servers: list[str]) -> str:
@@ -77,7 +110,7 @@ async def connect(settings: NatsSettings, *, url: str | None = None, name: str |
             return  # still the first attempts: the command reports the outcome once
         log.warning("nats error", client=client_name, error=str(e))
 
-    client = NATS()
+    client = BusClient()
 
     async def on_disconnect() -> None:
         if client.is_closed or client.is_draining:
@@ -119,6 +152,7 @@ async def connect(settings: NatsSettings, *, url: str | None = None, name: str |
             stopping.cancel()
     if attempt in done:
         attempt.result()  # raises what the attempt raised
+        _clients.add(client)
         return client
     await _abandon(client, attempt)
     if stop is not None and stop.is_set():

@@ -9,9 +9,10 @@ from contextlib import AsyncExitStack
 from typing import Awaitable, Callable
 
 from nats.aio.client import Client as NATS
+from nats.errors import ConnectionClosedError
 from nats.js import JetStreamContext
 
-from services.bus.connect import StoppedWhileConnecting, abort_connecting_on, connect
+from services.bus.connect import StoppedWhileConnecting, abort_connecting_on, close_clients, connect
 from services.bus.embedded import EmbeddedNats
 from services.bus.streams import EnsureReport, ensure_streams
 from services.config import Config
@@ -42,8 +43,10 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int | None]]) -> 
     """Run ``main(stop)`` in a fresh event loop; SIGTERM/SIGINT set ``stop``. Returns its status.
 
     A connection attempt to NATS still under way when the signal comes is abandoned
-    (services.bus.connect.abort_connecting_on); a ``main`` still running STOP_GRACE_S
-    after the first signal, or at a second one, is cancelled (exit status 1).
+    (services.bus.connect.abort_connecting_on), and connections whose server is away are
+    closed, so shutdown steps on the bus fail at once rather than time out. A ``main``
+    still running STOP_GRACE_S after the first signal, or at a second one, has its
+    connections closed and is cancelled (exit status 1).
     """
 
     async def runner() -> int:
@@ -54,15 +57,24 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int | None]]) -> 
         forced: list[str] = []
         signals = 0
 
+        closing: set[asyncio.Task[int]] = set()
+
+        def close(only_away: bool) -> None:
+            task = loop.create_task(close_clients(only_away=only_away))
+            closing.add(task)
+            task.add_done_callback(closing.discard)
+
         def force(why: str) -> None:
             if not job.done() and not forced:
                 forced.append(why)
+                close(only_away=False)
                 job.cancel()
 
         def on_signal() -> None:
             nonlocal signals
             signals += 1
             if signals == 1:
+                close(only_away=True)
                 loop.call_later(STOP_GRACE_S, force, f"still running {STOP_GRACE_S:g} s after the stop signal")
             else:
                 force("a second stop signal")
@@ -72,6 +84,11 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int | None]]) -> 
             return int(await job or 0)
         except StoppedWhileConnecting as e:
             log.info("stopped before the bus connection was made", detail=str(e))
+            return 0
+        except ConnectionClosedError:
+            if not stop.is_set():
+                raise
+            log.info("stopped with the bus away", detail="its connection was closed on stop")
             return 0
         except asyncio.CancelledError:
             if not forced:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from typing import Any
 
 from services.bus.connect import connect
@@ -34,6 +35,8 @@ def cmd_execute(args: argparse.Namespace) -> int:
     if not args.sim_credentials and not identity_file:
         raise SystemExit("exbus execute: name the vault identity (--identity FILE or [executor] identity_file; "
                          "`exbus service register executor` creates one) or use --sim-credentials")
+    if identity_file and not os.access(identity_file, os.R_OK):
+        raise SystemExit(f"exbus execute: cannot read the vault identity file {identity_file}")
 
     async def main(stop: asyncio.Event) -> int:
         from services.observability.runtime import Observability

@@ -160,7 +160,7 @@ def cmd_vault_rotate(args: argparse.Namespace) -> int:
 
     config = config_for_command(args)
     if not config.vault.master_key_file:
-        return _fail("rotation writes the new key version to vault.master_key_file; set it "
+        return _bad_input("rotation writes the new key version to vault.master_key_file; set it "
                      "(a key from the environment is rotated by the secret manager that sets it)")
     try:
         ring = _ring(config).with_new_version()
@@ -183,7 +183,7 @@ def cmd_vault_retire(args: argparse.Namespace) -> int:
 
     config = config_for_command(args)
     if not config.vault.master_key_file:
-        return _fail("retire rewrites vault.master_key_file; set it")
+        return _bad_input("retire rewrites vault.master_key_file; set it")
 
     async def action(nc: Any, store: Any) -> int:
         ring = _ring(config)
