@@ -54,6 +54,14 @@ async def monitor(cluster: NatsCluster, i: int, endpoint: str) -> dict[str, Any]
             return await r.json()
 
 
+async def routed(cluster: NatsCluster, i: int, subject: str) -> None:
+    """Until node ``i`` has a subscription to ``subject`` from another node, over a route."""
+    async with asyncio.timeout(15):
+        while not any(subject in (r.get("subscriptions_list") or [])
+                      for r in (await monitor(cluster, i, "routez?subs=1"))["routes"]):
+            await asyncio.sleep(0.1)
+
+
 async def connect_error(url: str, **options: Any) -> Exception:
     """The error of one connection attempt that must fail (no reconnects)."""
     try:
@@ -83,7 +91,7 @@ async def test_service_users_over_verified_tls_publish_subscribe_and_use_jetstre
         # core pub/sub across the TLS routes: the executor on node 3, the strategy on node 1
         events = await strategy.subscribe("orders.events.>")
         await strategy.flush()
-        await asyncio.sleep(0.2)  # interest reaches the other nodes over the routes
+        await routed(cluster, 2, "orders.events.>")
         # JetStream through node 3, with exbus.conf's permissions: the executor stores an order event
         ack = await executor.jetstream().publish("orders.events.binance.main.c1", b"{}")
         assert ack.stream == "ORDER_EVENTS"
@@ -171,17 +179,20 @@ async def test_an_exbus_process_configured_with_the_ca_connects_over_tls(cluster
     tail = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.cli", "tail", "orders.events.>", "--count", "1", cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    executor = await connect(cluster.settings("executor"), url=cluster.urls[1], name="exbus-executor")
+    executor = None
     try:
         async with asyncio.timeout(30):
             while True:  # until tail's connection is up (on whichever node) and TLS
-                conns = [c for i in range(3) for c in (await monitor(cluster, i, "connz?subs=true"))["connections"]
+                conns = [(i, c) for i in range(3) for c in (await monitor(cluster, i, "connz?subs=true"))["connections"]
                          if c.get("name") == "exbus-tail" and c.get("subscriptions_list")]
                 if conns:
                     break
                 await asyncio.sleep(0.2)
-        assert conns[0].get("tls_version")
-        await asyncio.sleep(0.2)  # the subscription reaches the other nodes over the routes
+        (node, conn), = conns
+        assert conn.get("tls_version")
+        other = (node + 1) % 3
+        executor = await connect(cluster.settings("executor"), url=cluster.urls[other], name="exbus-executor")
+        await routed(cluster, other, "orders.events.>")
         await executor.publish("orders.events.binance.main.tail1", b'{"status": "accepted"}')
         await executor.flush()
         out, err = await asyncio.wait_for(tail.communicate(), 30)
@@ -191,4 +202,5 @@ async def test_an_exbus_process_configured_with_the_ca_connects_over_tls(cluster
         if tail.returncode is None:
             tail.kill()
             await tail.wait()
-        await executor.close()
+        if executor is not None:
+            await executor.close()
