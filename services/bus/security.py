@@ -68,6 +68,7 @@ def new_password() -> str:
 
 
 def password_variable(user: str) -> str:
+    """The variable exbus.conf reads ``user``'s password from."""
     return f"EXBUS_NATS_{user.upper()}_PASSWORD"
 
 
@@ -110,9 +111,9 @@ def _write(path: Path, text: str, mode: int) -> None:
     """Write ``text`` to ``path`` created with ``mode`` (never world-readable in between)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)  # also when the file was already there
     with os.fdopen(fd, "w") as f:
         f.write(text)
-    os.chmod(tmp, mode)
     os.replace(tmp, path)
 
 
@@ -123,7 +124,6 @@ def write_users(out: Path, *, template: Path = PERMISSIONS_CONF, rotate: bool = 
     text = template.read_text()
     users = template_users(text)
     out.mkdir(parents=True, exist_ok=True)
-    os.chmod(out, 0o700)
     previous = {} if rotate or not (out / PASSWORDS_ENV).exists() else read_env_file(out / PASSWORDS_ENV)
     passwords = {u: previous.get(u) or new_password() for u in users}
     conf = render_users_conf(text, {u: hash_password(pw, cost) for u, pw in passwords.items()},
@@ -246,7 +246,14 @@ def cmd_nats_users(args: argparse.Namespace) -> int:
     if not template.is_file():
         print(f"exbus nats-users: no template {template}", file=sys.stderr)
         return 2
-    passwords = write_users(out, template=template, rotate=args.rotate, cost=args.cost)
+    if not 4 <= args.cost <= 31:
+        print(f"exbus nats-users: --cost must be 4..31, not {args.cost}", file=sys.stderr)
+        return 2
+    try:
+        passwords = write_users(out, template=template, rotate=args.rotate, cost=args.cost)
+    except (OSError, ValueError) as e:
+        print(f"exbus nats-users: {e}", file=sys.stderr)
+        return 2
     print(f"{out / USERS_CONF}: bcrypt hashes of {len(passwords)} users ({', '.join(passwords)})")
     print(f"{out}: <user>.env, {PASSWORDS_ENV}, {COMPOSE_ENV}: the passwords, mode 0600 (keep them out of git)")
     return 0
@@ -257,6 +264,13 @@ def cmd_nats_certs(args: argparse.Namespace) -> int:
     if (out / "ca.pem").exists() and not args.force:
         print(f"{out}: certificates already there (--force to replace)")
         return 0
-    files = write_dev_certs(out, sans=args.san or DEFAULT_SANS, days=args.days)
+    if args.days < 1:
+        print(f"exbus nats-certs: --days must be at least 1, not {args.days}", file=sys.stderr)
+        return 2
+    try:
+        files = write_dev_certs(out, sans=args.san or DEFAULT_SANS, days=args.days)
+    except (OSError, ValueError) as e:
+        print(f"exbus nats-certs: {e}", file=sys.stderr)
+        return 2
     print(f"{out}: {', '.join(p.name for p in files.values())} (development only)")
     return 0
