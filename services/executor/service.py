@@ -4,6 +4,14 @@ Each replica fetches up to ``concurrency`` commands at a time and works on them
 concurrently; JetStream hands every command to one replica, redelivers it if that
 replica dies before acking, and the KV order state makes the redelivery resolve by
 query instead of a second order. Adding a replica adds throughput.
+
+Through the loss of a NATS node (the leader of ORDERS, its consumer, ORDER_EVENTS, the
+KV buckets) a replica keeps fetching: a fetch lives ``FETCH_EXPIRES_S``, so one sent to a
+leader that died (or before a reconnect) is replaced within that; a fetch refused while
+the consumer has no leader (503) is sent again after ``REFETCH_PAUSE_S``. Commands in hand
+ride through the election (services.executor.worker.through_failover). What is left is
+the server's own raft election, 4-9 s after the leader's last heartbeat in nats-server
+2.15 (not configurable): see bench/cluster_failover.py.
 """
 
 from __future__ import annotations
@@ -35,6 +43,19 @@ log = get_logger("executor")
 DURABLE = "executors"
 STARTUP_RETRY_MAX_S = 2.0
 """Longest wait between start-up attempts while the cluster cannot answer."""
+FETCH_EXPIRES_S = 0.5
+"""Life of one pull request: bounds the time lost to a request its leader took down with it."""
+REFETCH_PAUSE_S = 0.1
+"""Pause after a fetch refused while the consumer has no leader (503, an election running)."""
+JS_TIMEOUT_S = 2.0
+"""JetStream API and KV requests of the executor: one sent to a leader that died is given up
+after this (elections take longer), then retried or handed back."""
+
+
+def progress_every_s(settings: ExecutorSettings) -> float:
+    """In-progress acks four times per ``ack_wait`` (at most every 5 s): a command at work
+    is never redelivered, even with one or two progress acks lost in an election."""
+    return min(5.0, settings.ack_wait_s / 4)
 
 
 async def consumer(js: Any, settings: ExecutorSettings) -> Any:
@@ -54,7 +75,7 @@ class ExecutorReplica:
     def __init__(self, nc: Any, settings: ExecutorSettings, credentials: CredentialsProvider,
                  environments: dict[str, str] | None = None) -> None:
         self.nc = nc
-        self.js = nc.jetstream()
+        self.js = nc.jetstream(timeout=JS_TIMEOUT_S)
         self.settings = settings
         self.credentials = credentials
         self.environments = environments or {}
@@ -74,7 +95,8 @@ class ExecutorReplica:
                                     self.settings.venue_urls, self.environments)
         states = OrderStates(orders_kv)
         self.worker = CommandWorker(self.js, self.gateway, states, max_deliver=self.settings.max_deliver,
-                                    reconcile_delays_s=tuple(self.settings.reconcile_delays_s))
+                                    reconcile_delays_s=tuple(self.settings.reconcile_delays_s),
+                                    progress_every_s=progress_every_s(self.settings))
         self.worker.alerts = self.gateway.alerts = AlertPublisher(self.nc, "executor")
         self.tracker = OrderTracker(self.worker, states, limits_kv, interval_s=self.settings.tracker_interval_s,
                                     poll_only=self.settings.poll_only)
@@ -110,6 +132,7 @@ class ExecutorReplica:
         queries = await serve_queries(self.nc, self.gateway)
         await self.nc.flush()
         self.ready.set()
+        refused = 0
         try:
             while not stop.is_set():
                 free = self.settings.concurrency - len(running)
@@ -117,13 +140,18 @@ class ExecutorReplica:
                     await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 try:
-                    msgs = await sub.fetch(free, timeout=0.5)
+                    msgs = await sub.fetch(free, timeout=FETCH_EXPIRES_S)
                 except (NatsTimeout, asyncio.TimeoutError):
                     continue
-                except APIError as e:  # 503 while the cluster elects a new leader (node lost): wait, go on
-                    log.warning("fetch refused, retrying", error=repr(e))
-                    await asyncio.sleep(0.5)
+                except (APIError, NatsError) as e:  # 503/no responders: the consumer's leader is being elected
+                    refused += 1
+                    if refused == 1 or refused % 50 == 0:
+                        log.warning("fetch refused, retrying", error=repr(e), times=refused)
+                    await asyncio.sleep(REFETCH_PAUSE_S)
                     continue
+                if refused:
+                    log.info("fetching again", refused_times=refused)
+                    refused = 0
                 for msg in msgs:
                     await slots.acquire()
                     task = asyncio.create_task(self._handle(msg, slots))

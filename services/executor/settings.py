@@ -12,7 +12,11 @@ class ExecutorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
 
     concurrency: int = 16
     """Commands one replica works on at once."""
-    ack_wait_s: float = 30.0
+    ack_wait_s: float = 10.0
+    """A delivered command neither acked nor reported in progress this long is redelivered
+    (then reconciled by its order state): a replica that died, a delivery lost with a NATS
+    node. A running command sends in-progress acks every ack_wait/4 (at most 5 s). Longer
+    than a NATS leader election (4-9 s), so commands at work are not handed out twice."""
     max_deliver: int = 10
     """Deliveries after which a command that still cannot finish ends in a ``failed`` event."""
     rate_limit_margin: float = 0.9

@@ -7,16 +7,27 @@ command whose state says ``sent``, and every OutcomeUnknown, is resolved by quer
 venue by client order id; only a venue that answers "no such order" after the query
 gets the order sent again. Malformed commands get a ``rejected`` event; undecodable ones
 go to the dead-letter subject; both are terminated, never redelivered.
+
+A JetStream leader lost with its node (SIGKILL) is re-elected within seconds, and no
+command waits for ``ack_wait`` meanwhile (:func:`through_failover`): the steps after the
+venue's answer (event, order state, ack) are retried through the election; a step no
+server received (no responders) is run again at once, as its redelivery would run it (the
+order state decides, compare-and-swap keeps one sender); a command interrupted otherwise
+(a timeout: maybe applied) is handed back for an immediate redelivery (a confirmed nak).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from decimal import Decimal
 from typing import Any
 
 import msgspec
+from nats.errors import Error as NatsError
+from nats.errors import NoRespondersError
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 import schemas
 from schemas import subjects
@@ -41,6 +52,56 @@ log = get_logger("executor")
 STATUS_OF_STATE = {"open": "accepted", "partially_filled": "partially_filled", "filled": "filled",
                    "canceled": "canceled", "expired": "expired", "rejected": "rejected"}
 OPEN_STATES = frozenset({"open", "partially_filled"})
+BUS_ERRORS = (NatsError, asyncio.TimeoutError)
+"""What JetStream answers while a stream or consumer has no leader: no responders (503),
+a timeout, "not available"; nats-py's JetStream API errors derive from NatsError."""
+NOT_RECEIVED = (NoRespondersError, NoStreamResponseError, ServiceUnavailableError)
+"""Answers that mean no server took the request (the stream or consumer has no leader right
+now): sending it again cannot do anything twice."""
+STEP_TIMEOUT_S = 2.0
+"""First attempt of a step retried through a failover: a request that went to a leader
+killed meanwhile is given up after this (elections take 4-9 s)."""
+RETRY_TIMEOUT_S = 0.5
+"""Later attempts: an election is running, the step goes through as soon as it ends. (A
+publish to ORDER_EVENTS gets no "no responders" while strategies subscribe to its subjects:
+it can only time out.)"""
+RIDE_THROUGH_S = 30.0
+"""How long a step is retried before the command is left to its redelivery."""
+
+
+async def through_failover(step: Any, deadline_s: float = RIDE_THROUGH_S,
+                           retry_on: tuple[type[BaseException], ...] = BUS_ERRORS) -> Any:
+    """``await step(timeout)`` until it succeeds, retrying ``retry_on`` errors (short, growing
+    pauses; ``timeout`` STEP_TIMEOUT_S first, then RETRY_TIMEOUT_S) for up to ``deadline_s``.
+    For steps safe to repeat: de-duplicated publishes, acks, requests nobody received. The
+    last error is raised after the deadline."""
+    deadline = time.monotonic() + deadline_s
+    pause, timeout = 0.05, STEP_TIMEOUT_S
+    while True:
+        try:
+            return await step(timeout)
+        except retry_on:
+            if time.monotonic() + pause > deadline:
+                raise
+            await asyncio.sleep(pause)
+            pause, timeout = min(pause * 2, 0.2), RETRY_TIMEOUT_S
+
+
+async def confirmed(msg: Any, payload: bytes) -> None:
+    """Send an ack-type reply (-NAK, +WPI) as a request the consumer's leader answers, so a
+    reply lost with a dead leader is sent again (nats-py's nak() and in_progress() are
+    fire-and-forget: a lost nak would leave the command to ``ack_wait``)."""
+    await through_failover(lambda t: msg._client.request(msg.reply, payload, timeout=t))
+
+
+def interrupted_at(e: BaseException) -> str:
+    """The innermost exbus function an error came through (for the log)."""
+    frames = [f.name for f in traceback.extract_tb(e.__traceback__) if "/services/" in f.filename]
+    return frames[-1] if frames else "?"
+
+
+def nak_payload(delay_s: float) -> bytes:
+    return b"-NAK " + msgspec.json.encode({"delay": int(delay_s * 1e9)}) if delay_s > 0 else b"-NAK"
 
 
 class Envelope(msgspec.Struct):
@@ -104,7 +165,7 @@ class CommandWorker:
 
     def __init__(self, js: Any, gateway: VenueGateway, states: OrderStates, *,
                  reconcile_delays_s: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
-                 send_attempts: int = 3, max_deliver: int = 10) -> None:
+                 send_attempts: int = 3, max_deliver: int = 10, progress_every_s: float = 5.0) -> None:
         self.js = js
         self.gateway = gateway
         self.states = states
@@ -112,6 +173,8 @@ class CommandWorker:
         """At least one look: "no such order" is never concluded without asking."""
         self.send_attempts = send_attempts
         self.max_deliver = max_deliver
+        self.progress_every_s = progress_every_s
+        """In-progress acks while a command runs (well inside ``ack_wait``)."""
         self._rules: dict[str, dict[str, MarketRules]] = {}
         self.processed = 0
         self.alerts: AlertPublisher | None = None
@@ -128,32 +191,46 @@ class CommandWorker:
             return
         heartbeat = asyncio.create_task(self._keep_alive(msg))
         try:
-            expected = subjects.orders_submit(command.venue, command.account)
-            if msg.subject != expected:
-                event = event_for(command, "rejected", error="invalid_command",
-                                  reason=f"command for {command.venue}/{command.account} sent on {msg.subject}")
-            elif isinstance(command, PlaceOrder):
-                event = await self._place(command, getattr(msg.metadata, "num_delivered", 1))
-            else:
-                event = await self._cancel(command)
+            # a step no server received (its leader is being elected) is run again here, as its
+            # redelivery would run it (the order state decides), without waiting for one
+            event = await through_failover(lambda _: self._decide(command, msg), retry_on=NOT_RECEIVED)
             if event is not None:
                 await self.publish(event)
                 METRICS.command(command.venue, event.status, received)
                 if isinstance(command, PlaceOrder):
-                    await self._finish(command, event)
-            await msg.ack_sync()
+                    await through_failover(lambda _: self._finish(command, event))
+            await through_failover(lambda t: msg.ack_sync(timeout=t))
             self.processed += 1
         except Retry as r:
             delivery = getattr(msg.metadata, "num_delivered", 1)
             if delivery < self.max_deliver:
                 log.info("command deferred", command_id=command.command_id, reason=str(r), delay_s=r.delay_s)
                 METRICS.command(command.venue, "deferred")
-                await msg.nak(delay=r.delay_s)
+                await confirmed(msg, nak_payload(r.delay_s))
             else:  # delivered max_deliver times already: end it here, never in silence
                 await self._give_up(command, r, delivery, received)
-                await msg.ack_sync()
+                await through_failover(lambda t: msg.ack_sync(timeout=t))
+        except BUS_ERRORS as e:
+            # JetStream lost a leader mid-command (claim, lease, state): hand the command back
+            # for an immediate redelivery, which reads the order state and resolves it (a
+            # place marked sent is reconciled by query), instead of waiting out ack_wait
+            delivery = getattr(msg.metadata, "num_delivered", 1)
+            pause = min(0.05 * 2 ** (delivery - 1), 1.0)  # a lasting fault must not spin
+            log.warning("command interrupted by the bus, handed back", command_id=command.command_id, error=repr(e),
+                        at=interrupted_at(e), redeliver_in_s=pause)
+            await confirmed(msg, nak_payload(pause))
         finally:
             heartbeat.cancel()
+
+    async def _decide(self, command: PlaceOrder | CancelOrder, msg: Any) -> OrderEvent | None:
+        """The command's outcome event (None: published before, only the ack is left)."""
+        expected = subjects.orders_submit(command.venue, command.account)
+        if msg.subject != expected:
+            return event_for(command, "rejected", error="invalid_command",
+                             reason=f"command for {command.venue}/{command.account} sent on {msg.subject}")
+        if isinstance(command, PlaceOrder):
+            return await self._place(command, getattr(msg.metadata, "num_delivered", 1))
+        return await self._cancel(command)
 
     async def _give_up(self, command: PlaceOrder | CancelOrder, r: Retry, delivery: int, received: float) -> None:
         """The last delivery could not finish: publish a ``failed`` event saying why. A place
@@ -170,15 +247,21 @@ class CommandWorker:
         if isinstance(command, PlaceOrder):
             await self._finish(command, event)
 
-    async def _keep_alive(self, msg: Any, every_s: float = 5.0) -> None:
+    async def _keep_alive(self, msg: Any) -> None:
         while True:
-            await asyncio.sleep(every_s)
-            await msg.in_progress()
+            await asyncio.sleep(self.progress_every_s)
+            try:
+                await msg.in_progress()
+            except BUS_ERRORS:  # reconnecting: the next one goes out once connected
+                pass
 
     async def publish(self, event: OrderEvent) -> None:
-        """Publish to ORDER_EVENTS, de-duplicated by event id; waits for the stream's ack."""
+        """Publish to ORDER_EVENTS, de-duplicated by event id; waits for the stream's ack,
+        publishing again through a leader election (the server drops the repeats)."""
         subject = subjects.orders_event(event.venue, event.account, event.client_order_id)
-        await self.js.publish(subject, schemas.encode(event), headers={"Nats-Msg-Id": event.event_id})
+        data = schemas.encode(event)
+        await through_failover(lambda t: self.js.publish(subject, data, headers={"Nats-Msg-Id": event.event_id},
+                                                         timeout=t))
         if event.error == "auth_error" and self.alerts is not None:
             await self.alerts.alert("critical", "auth_error", f"{event.venue}/{event.account}: {event.reason or 'auth_error'}",
                                     venue=event.venue, account=event.account,
