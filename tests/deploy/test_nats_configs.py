@@ -137,3 +137,33 @@ async def test_single_server_streams_and_buckets_have_one_replica(tmp_path: Path
         with pytest.raises(nats.errors.Error, match="Authorization Violation"):
             await nats.connect(server.url, user="operator", password=operator["EXBUS_NATS_PASSWORD"] + "x",
                                allow_reconnect=False, max_reconnect_attempts=0)
+
+
+def test_nats_certs_writes_a_ca_a_server_route_and_a_client_certificate(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    assert exbus(["nats-certs", "--out", str(tmp_path)]) == 0
+    ca, server, client = (x509.load_pem_x509_certificate((tmp_path / f"{name}.pem").read_bytes())
+                          for name in ("ca", "server", "client"))
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
+    for cert in (server, client):
+        assert cert.issuer == ca.subject
+        cert.verify_directly_issued_by(ca)
+    def usages(cert: x509.Certificate) -> set:
+        return set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+
+    assert usages(server) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}  # routes: both ends
+    assert usages(client) == {ExtendedKeyUsageOID.CLIENT_AUTH}
+    names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"localhost", "nats-1", "nats-2", "nats-3", "nats.exbus.svc", "*.nats-headless"} <= set(
+        names.get_values_for_type(x509.DNSName))
+    assert "127.0.0.1" in {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+    for key in ("ca-key.pem", "server-key.pem", "client-key.pem"):
+        assert stat.S_IMODE((tmp_path / key).stat().st_mode) == 0o600
+    # run again: kept (clients keep trusting the CA) unless --force
+    before = (tmp_path / "ca.pem").read_bytes()
+    assert exbus(["nats-certs", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "ca.pem").read_bytes() == before
+    assert exbus(["nats-certs", "--out", str(tmp_path), "--force"]) == 0
+    assert (tmp_path / "ca.pem").read_bytes() != before
