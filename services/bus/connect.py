@@ -138,6 +138,7 @@ async def connect(settings: NatsSettings, *, url: str | None = None, name: str |
         kwargs["tls_handshake_first"] = all(s.startswith("tls://") for s in servers)
     kwargs.update(options)
     stop = stop or _stop.get()
+    log.debug("connecting to nats", client=client_name, servers=shown_servers(servers), one_shot=one_shot)
     attempt = asyncio.ensure_future(client.connect(**kwargs))
     stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
     try:
@@ -153,6 +154,8 @@ async def connect(settings: NatsSettings, *, url: str | None = None, name: str |
     if attempt in done:
         attempt.result()  # raises what the attempt raised
         _clients.add(client)
+        url_now = client.connected_url.geturl() if client.connected_url else ""
+        log.debug("nats connected", client=client_name, server=shown_servers([url_now]))
         return client
     await _abandon(client, attempt)
     if stop is not None and stop.is_set():

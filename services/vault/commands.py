@@ -90,8 +90,9 @@ def _ring(config: Any) -> Any:
 
 
 def _bad_input(message: str) -> int:
-    print(f"exbus: {message}", file=sys.stderr)
-    return 2
+    from services.errors import CommandError
+
+    raise CommandError(message)  # one line `exbus <command>: message`, exit 2 (services.cli)
 
 
 def _run(config: Any, name: str, action: Any, *, ensure: bool = True) -> int:
