@@ -161,14 +161,19 @@ async def connect(settings: NatsSettings, *, url: str | None = None, name: str |
     if stop is not None and stop.is_set():
         raise StoppedWhileConnecting(f"stopped while connecting to {shown_servers(servers)}")
     why = f": {last_error[0]}" if last_error else ""
-    raise NatsUnreachable(f"cannot reach NATS at {shown_servers(servers)} "
+    raise NatsUnreachable(f"cannot connect to NATS at {shown_servers(servers)} "
                           f"within {settings.connect_timeout_s:g} s{why}")
 
 
 async def _abandon(client: NATS, attempt: asyncio.Future[Any]) -> None:
     """Cancel a connection attempt and release what it opened."""
-    attempt.cancel()
-    await asyncio.gather(attempt, return_exceptions=True)
+    while not attempt.done():
+        # again until it ends: asyncio.wait_for inside nats-py's connect can swallow a
+        # cancellation that lands as a refused connection completes (Python < 3.12)
+        attempt.cancel()
+        await asyncio.wait([attempt], timeout=0.1)
+    if not attempt.cancelled():
+        attempt.exception()  # retrieved: the attempt's own error is not the news here
     try:
         await client.close()
     except Exception as e:  # nothing was open
