@@ -11,6 +11,8 @@ import time
 from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
+from nats.errors import Error as NatsError
+
 import schemas
 from schemas import subjects
 from schemas.market import MarketData
@@ -41,6 +43,9 @@ OUTCOMES = frozenset({"accepted", "partially_filled", "filled", "canceled", "exp
 """The statuses that end a command."""
 FINAL = frozenset({"filled", "canceled", "expired", "rejected", "failed"})
 """The statuses that end an order (a market order's command ends ``accepted``; its fills follow)."""
+PUBLISH_ATTEMPT_S = 1.0
+"""One publish of a command: one that went to an ORDERS leader as its node died is sent
+again after this (the stream drops the repeat by its command id)."""
 
 
 class OrderClient:
@@ -54,7 +59,7 @@ class OrderClient:
                      until: frozenset[str] = OUTCOMES) -> OrderEvent:
         """Publish ``command`` (de-duplicated by its command id) and return the event that
         ends it (``until=FINAL``: the event that ends its order); raises TimeoutError if none
-        arrives in time."""
+        arrives in time. The publish is repeated until the stream takes it (a failover)."""
         subject = subjects.orders_event(command.venue, command.account, command.client_order_id)
         outcome: asyncio.Future[OrderEvent] = asyncio.get_running_loop().create_future()
 
@@ -65,11 +70,25 @@ class OrderClient:
 
         sub = await self.nc.subscribe(subject, cb=on_event)
         try:
-            await self.js.publish(subjects.orders_submit(command.venue, command.account), schemas.encode(command),
-                                  headers={"Nats-Msg-Id": command.command_id})
-            return await asyncio.wait_for(outcome, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._publish(command)
+                return await outcome
         finally:
             await sub.unsubscribe()
+
+    async def _publish(self, command: PlaceOrder | CancelOrder) -> None:
+        """Publish until ORDERS acknowledges: through a leader election (a NATS node lost) the
+        stream has no leader for a few seconds; the repeats are de-duplicated by command id."""
+        subject, data = subjects.orders_submit(command.venue, command.account), schemas.encode(command)
+        pause = 0.05
+        while True:
+            try:
+                await self.js.publish(subject, data, headers={"Nats-Msg-Id": command.command_id},
+                                      timeout=PUBLISH_ATTEMPT_S)
+                return
+            except (NatsError, asyncio.TimeoutError):
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.2)
 
     async def place(self, venue: str, account: str, symbol: str, side: str, order_type: str, *,
                     quantity: Decimal | str | None = None, price: Decimal | str | None = None,

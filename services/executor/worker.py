@@ -367,8 +367,37 @@ class CommandWorker:
                 return final_refusal(cmd, e)
             except (CredentialsUnavailable, VenueError) as e:
                 return final_refusal(cmd, e)
+            except NatsError as e:  # nats-py's own errors only: the transport raises none of them
+                # the bus failed around the call (a leader lost): before the request (lease,
+                # credentials, nonce) or after its answer (usage headers). No request of ours is
+                # in flight, so one look at the venue tells which, once the bus answers again
+                # (a redelivery would wait out the whole reconcile window instead)
+                log.info("bus lost around a place, looking it up", client_order_id=cmd.client_order_id,
+                         error=repr(e), at=interrupted_at(e))
+                found = await self._look_up(cmd, record, delivery)
+                if found is not None:
+                    return self._outcome(cmd, found)
+                # the venue has no such order: it was never sent
         return event_for(cmd, "failed", error="outcome_unknown",
                          reason="the venue neither confirmed nor denied the order after repeated queries")
+
+    async def _look_up(self, cmd: PlaceOrder, record: OrderRecord, delivery: int) -> OrderInfo | None:
+        """The order by client order id when none of this replica's requests for it is in
+        flight: one answer is conclusive (retried through a failover); a venue that cannot
+        answer now gets the full reconcile window."""
+        query = OrderStatusQuery(symbol=cmd.symbol, client_order_id=cmd.client_order_id,
+                                 venue_order_id=record.venue_order_id)
+
+        async def look(_: float) -> OrderInfo | None:
+            try:
+                return await self.gateway.call(cmd.venue, cmd.account, "order_status", query)
+            except OrderNotFound:
+                return None
+
+        try:
+            return await through_failover(look)
+        except (OutcomeUnknown, NetworkError, VenueUnavailable, LeaseTimeout, RateLimited, ValueError):
+            return await self._reconcile(cmd, record, delivery)
 
     async def _unsend(self, cmd: PlaceOrder) -> None:
         """Mark a place the venue refused without processing it (a rate-limit answer), or one
