@@ -7,9 +7,14 @@ ingestor process, each given all three node URLs. A strategy publishes IOC place
 commands at a steady rate (Nats-Msg-Id = command id, re-published after any publish
 error). The node holding the most service connections (ties: the ORDERS leader) is made
 the leader of ORDERS, ORDER_EVENTS, the KV buckets orders and ratelimits and the
-executors' consumer (leader stepdown with a preferred placement): after a quarter of
-the commands it is killed with SIGKILL, the worst single-node loss, and restarted
-ten seconds later.
+executors' consumer (leader stepdown with a preferred placement; the meta leader too
+where it moves): after a quarter of the commands it is killed with SIGKILL, the worst
+single-node loss, and restarted ``outage_s`` later; with ``kills`` > 1 the same is done
+again, once the restarted node has caught up, to the node then leading.
+
+Per kill the survivors' logs give the server's phases (route loss, each raft group's new
+leader) beside exbus's (services reconnected, first publish acknowledged, first order
+event): what the outage is made of.
 
 The strategy and the observer are connected to the two surviving nodes only, so what
 is measured is exbus's own recovery: the executors' and the ingestor's.
@@ -19,13 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import nats
 
 import schemas
@@ -48,24 +57,69 @@ VENUE_LATENCY = '[[sim.faults]]\nkind = "latency"\nroute = "place"\nlatency_ms =
 """Placements answered after 50 ms: orders are in flight when the node dies."""
 LED_BY_VICTIM = (ORDERS, ORDER_EVENTS, f"KV_{KV_ORDERS}", f"KV_{KV_RATELIMITS}")
 """Streams whose leadership is moved to the node about to be killed (with the executors' consumer)."""
+PUBLISH_TIMEOUT_S = 1.0
+"""The strategy's publish: one that went to the ORDERS leader as it died is sent again after this."""
+PUBLISH_RETRY_S = 0.1
+"""Pause before publishing again after no responders (ORDERS has no leader yet)."""
 TERMINAL = {"accepted", "partially_filled", "filled", "canceled", "expired", "rejected", "failed"}
 
 
 @dataclass
 class Scenario:
-    """What to run; the defaults take about a minute on a loaded 2-core machine."""
+    """What to run; the defaults (one kill) take about a minute on a loaded 2-core machine."""
 
     commands: int = 300
+    """Commands published at least (more while kills are still to come)."""
     publish_per_s: float = 12.0
     executors: int = 3
+    kills: int = 1
+    """Kills of the leading node, one after another (each node restarted and caught up first)."""
     kill_after: float = 0.25
-    """Share of the commands published before the kill."""
+    """Share of the commands published before the first kill."""
     outage_s: float = 10.0
+    """Seconds between a kill and the node's restart."""
+    settle_s: float = 2.0
+    """Pause after a restarted node caught up, before the next kill is prepared."""
+    tail_s: float = 3.0
+    """Publishing goes on this long after the last restart."""
     replay_speed: float = 0.6
     """Of the 30 s recording: ~50 s of data, enough to outlast the restart on a slow machine
-    (the replay is stopped once every command has ended)."""
+    (the replay is stopped once every command has ended; a run with several kills plays it
+    slower, see bench/cluster_failover.py). Once it has ended, no ingestor is waited for."""
     deadline_s: float = 150.0
     """Generous bound for all commands to end after the last publish."""
+    ack_wait_s: float = 10.0
+    """The executors' ack_wait (the default of [executor])."""
+
+
+ELECTIONS = {**{name: f"new stream leader for '$G > {name}'" for name in LED_BY_VICTIM},
+             f"{ORDERS}/{DURABLE}": f"new consumer leader for '$G > {ORDERS} > {DURABLE}'",
+             "meta": "new metadata leader"}
+"""What a surviving node logs when a raft group elected a leader (nats-server 2.15 log lines)."""
+
+
+@dataclass
+class Kill:
+    """One kill of the leading node, and what followed (monotonic times of this process)."""
+
+    victim: str
+    leaders_on_victim: list[str]
+    clients_before: dict[str, list[str]]
+    meta_leader_was_victim: bool = False
+    t_kill: float = 0.0
+    wall_kill: float = 0.0
+    t_restart: float = 0.0
+    wall_restart: float = 0.0
+    t_services_back: float | None = None
+    """When every executor and the ingestor were connected to a live node again."""
+    t_strategy_back: float | None = None
+    """First publish the ORDERS stream acknowledged after the kill."""
+    t_victim_current: float | None = None
+    """When the restarted node was a current replica of ORDERS and ORDER_EVENTS again."""
+    elections_s: dict[str, float | None] = field(default_factory=dict)
+    """Group -> seconds from the kill to its new leader (survivors' logs)."""
+    route_lost_s: float | None = None
+    """Seconds from the kill to a survivor logging the closed route."""
 
 
 @dataclass
@@ -73,23 +127,20 @@ class Run:
     """What one run observed (times are time.monotonic() of this process)."""
 
     scenario: Scenario
-    commands: list[PlaceOrder]
-    victim: str = ""
-    leaders_on_victim: list[str] = field(default_factory=list)
-    clients_before_kill: dict[str, list[str]] = field(default_factory=dict)
+    commands: list[PlaceOrder] = field(default_factory=list)
+    kills: list[Kill] = field(default_factory=list)
     published_at: dict[str, float] = field(default_factory=dict)
     """command id -> when the stream acknowledged it."""
+    published_wall: dict[str, float] = field(default_factory=dict)
+    """The same as wall-clock time (to compare with the servers' stored times and logs)."""
+    stored_at: dict[str, float] = field(default_factory=dict)
+    """command id -> wall-clock time ORDER_EVENTS stored its (first) terminal event."""
     publish_retries: int = 0
     longest_publish_s: float = 0.0
     event_arrivals: list[tuple[float, str]] = field(default_factory=list)
-    """(arrival, command id) of every event seen on orders.events.> by the observer."""
+    """(arrival, command id) of every event seen on orders.events.> by the observers: any
+    publish, stored or not (the figures use the stored times)."""
     md_arrivals: list[float] = field(default_factory=list)
-    t_kill: float = 0.0
-    t_restart: float = 0.0
-    t_services_back: float | None = None
-    """When every executor and the ingestor were connected to a live node again."""
-    t_victim_current: float | None = None
-    """When the restarted node was a current replica of ORDERS and ORDER_EVENTS again."""
     events: list[schemas.OrderEvent] = field(default_factory=list)
     """Everything in ORDER_EVENTS after the run."""
     ledger: dict[str, Any] = field(default_factory=dict)
@@ -102,47 +153,104 @@ class Run:
     replay_log: str = ""
 
     # --- derived -----------------------------------------------------------------------------
-    def published_after_restart(self) -> set[str]:
-        return {cid for cid, t in self.published_at.items() if t > self.t_restart}
+    def published_after_restart(self, kill: Kill) -> set[str]:
+        return {cid for cid, t in self.published_at.items() if t > kill.t_restart}
 
-    def numbers(self) -> dict[str, Any]:
-        """The failover numbers (seconds relative to the kill)."""
-        after_kill = sorted(t for t, _ in self.event_arrivals if t >= self.t_kill)
-        last_before = max((t for t, _ in self.event_arrivals if t < self.t_kill), default=self.t_kill)
-        gaps = [b - a for a, b in zip([last_before, *after_kill], after_kill)]
-        during = {cid for t, cid in self.event_arrivals if self.t_kill <= t < self.t_restart}
-        md_after = [t for t in self.md_arrivals if t >= self.t_kill]
-        md_last_before = max((t for t in self.md_arrivals if t < self.t_kill), default=self.t_kill)
-        md_gaps = [b - a for a, b in zip([md_last_before, *md_after], md_after)]
+    def kill_numbers(self, kill: Kill) -> dict[str, Any]:
+        """One kill's figures (seconds from the kill, from the times ORDER_EVENTS stored each
+        command's event). ``outage_s``: the longest time without any terminal order event,
+        from the last one before the kill; ``first_new_order_s``: the first event of a command
+        published after the kill (a strategy's order flowing end to end again)."""
+        window_end = min([k.wall_kill for k in self.kills if k.wall_kill > kill.wall_kill] + [float("inf")])
+        stored = sorted(self.stored_at.values())
+        before = [t for t in stored if t < kill.wall_kill]
+        after = [t for t in stored if kill.wall_kill <= t < window_end]
+        gaps = [b - a for a, b in zip([before[-1] if before else kill.wall_kill, *after], after)]
+        new = [self.stored_at[cid] for cid, t in self.published_wall.items()
+               if t >= kill.wall_kill and cid in self.stored_at and self.stored_at[cid] < window_end]
+        mono_end = min([k.t_kill for k in self.kills if k.t_kill > kill.t_kill] + [float("inf")])
+        md_before = [t for t in self.md_arrivals if t < kill.t_kill]
+        md_after = [t for t in self.md_arrivals if kill.t_kill <= t < mono_end]
+        md_gaps = [b - a for a, b in zip([md_before[-1] if md_before else kill.t_kill, *md_after], md_after)]
 
         def rel(t: float | None) -> float | None:
-            return None if t is None else round(t - self.t_kill, 3)
+            return None if t is None else round(t - kill.t_kill, 3)
 
+        def rel_wall(t: float | None) -> float | None:
+            return None if t is None else round(t - kill.wall_kill, 3)
+
+        order_path = [v for k, v in kill.elections_s.items() if k != "meta" and v is not None]
+        outage = max(gaps, default=0.0)
+        back_at = next((b for a, b in zip([before[-1] if before else kill.wall_kill, *after], after)
+                        if b - a == outage), None)
+        return {
+            "killed_node": kill.victim,
+            "leaders_on_killed_node": kill.leaders_on_victim + (["meta"] if kill.meta_leader_was_victim else []),
+            "services_on_killed_node": sorted(kill.clients_before.get(kill.victim, [])),
+            "outage_s": round(outage, 3),
+            "orders_flow_again_s": rel_wall(back_at),
+            "first_new_order_s": rel_wall(min(new) if new else None),
+            "phases_s": {
+                "route_lost": kill.route_lost_s,
+                "elections": kill.elections_s,
+                "last_order_path_election": max(order_path) if order_path else None,
+                "services_reconnected": rel(kill.t_services_back),
+                "strategy_publish_acked": rel(kill.t_strategy_back),
+                "orders_flow_after_last_election": (round(back_at - kill.wall_kill - max(order_path), 3)
+                                                    if order_path and back_at is not None else None),
+            },
+            "node_down_s": round(kill.t_restart - kill.t_kill, 3),
+            "commands_ended_while_down": sum(1 for t in stored if kill.wall_kill <= t < kill.wall_restart),
+            "restarted_node_current_s": rel(kill.t_victim_current),
+            "md_time_without_messages_s": round(max(md_gaps, default=0.0), 3),
+        }
+
+    def command_latencies(self) -> list[float]:
+        """Publish acknowledged -> terminal event stored, per command."""
+        return sorted(self.stored_at[cid] - t for cid, t in self.published_wall.items() if cid in self.stored_at)
+
+    def numbers(self) -> dict[str, Any]:
+        """The failover numbers: per kill, then p50 and worst over the kills."""
+        per_kill = [self.kill_numbers(k) for k in self.kills]
+
+        def p50(values: list[float]) -> float | None:
+            return round(statistics.median(values), 3) if values else None
+
+        def pick(name: str) -> list[float]:
+            return [k[name] for k in per_kill if k[name] is not None]
+
+        def phase(name: str) -> list[float]:
+            return [k["phases_s"][name] for k in per_kill if k["phases_s"][name] is not None]
+
+        latencies = self.command_latencies()
         return {
             "commands": len(self.commands),
             "executors": self.scenario.executors,
             "publish_per_s": self.scenario.publish_per_s,
-            "killed_node": self.victim,
-            "leaders_on_killed_node": self.leaders_on_victim,
-            "services_on_killed_node": sorted(self.clients_before_kill.get(self.victim, [])),
-            "outage_s": round(self.t_restart - self.t_kill, 3),
-            "time_without_progress_s": round(max(gaps, default=0.0), 3),
-            "first_event_after_kill_s": rel(after_kill[0] if after_kill else None),
-            "commands_processed_during_outage": len(during),
-            "services_reconnected_s": rel(self.t_services_back),
-            "restarted_node_current_s": rel(self.t_victim_current),
-            "md_time_without_messages_s": round(max(md_gaps, default=0.0), 3),
-            "md_messages_after_restart": sum(1 for t in self.md_arrivals if t > self.t_restart),
-            "commands_published_after_restart": len(self.published_after_restart()),
+            "ack_wait_s": self.scenario.ack_wait_s,
+            "kills": len(self.kills),
+            "outage_p50_s": p50(pick("outage_s")),
+            "outage_worst_s": max(pick("outage_s"), default=None),
+            "first_new_order_p50_s": p50(pick("first_new_order_s")),
+            "first_new_order_worst_s": max(pick("first_new_order_s"), default=None),
+            "last_order_path_election_p50_s": p50(phase("last_order_path_election")),
+            "last_order_path_election_worst_s": max(phase("last_order_path_election"), default=None),
+            "orders_flow_after_last_election_p50_s": p50(phase("orders_flow_after_last_election")),
+            "orders_flow_after_last_election_worst_s": max(phase("orders_flow_after_last_election"), default=None),
+            "command_latency_p50_s": p50(latencies),
+            "command_latency_worst_s": round(latencies[-1], 3) if latencies else None,
+            "commands_over_ack_wait": sum(1 for v in latencies if v >= self.scenario.ack_wait_s),
             "strategy_publish_retries": self.publish_retries,
             "strategy_longest_publish_s": round(self.longest_publish_s, 3),
             "terminal_events": len(self.events),
-            "events_per_s_from_kill": self.events_per_second(),
+            "per_kill": per_kill,
+            "events_per_s_from_first_kill": self.events_per_second(),
         }
 
     def events_per_second(self, before_s: int = 3) -> list[int]:
-        """Events seen by the observer per second, from ``before_s`` before the kill to the last."""
-        counts: Counter[int] = Counter(int((t - self.t_kill) // 1) for t, _ in self.event_arrivals)
+        """Commands ended (event stored) per second, from ``before_s`` before the first kill."""
+        t0 = self.kills[0].wall_kill if self.kills else 0.0
+        counts: Counter[int] = Counter(int((t - t0) // 1) for t in self.stored_at.values())
         last = max(counts, default=0)
         return [counts.get(second, 0) for second in range(-before_s, last + 1)]
 
@@ -195,14 +303,15 @@ async def quiet(call: Any) -> Any:
         return None
 
 
-async def read_stream(js: Any, stream: str, subject: str, timeout_s: float = 60.0) -> list[bytes]:
-    """Every message in ``stream`` (an ordered consumer until it delivered them all)."""
+async def read_stream(js: Any, stream: str, subject: str, timeout_s: float = 60.0) -> list[tuple[bytes, float]]:
+    """Every message in ``stream`` with the wall-clock time it was stored (an ordered
+    consumer until it delivered them all)."""
     total = (await js.stream_info(stream)).state.messages
-    got: list[bytes] = []
+    got: list[tuple[bytes, float]] = []
     done = asyncio.Event()
 
     async def on_msg(msg: Any) -> None:
-        got.append(msg.data)
+        got.append((msg.data, msg.metadata.timestamp.timestamp()))
         if len(got) >= total:
             done.set()
 
@@ -247,6 +356,10 @@ class ReplayProcess:
         lines = (self.workdir / "replay.out").read_text().splitlines()
         return self.proc.returncode, (json.loads(lines[-1]) if lines else {})
 
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
     def log_tail(self, chars: int = 1500) -> str:
         path = self.workdir / "replay.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
@@ -277,11 +390,44 @@ def services_connected(clients: dict[str, list[str]], executors: int, ingestors:
     return names.count(EXECUTOR_CLIENT) >= executors and names.count(INGESTOR_CLIENT) >= ingestors
 
 
+LOG_LINE = re.compile(r"^\[\d+\] (\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d+) \[\w+\] (.*)$")
+
+
+def server_log_events(path: Path, since_wall: float, until_wall: float) -> list[tuple[float, str]]:
+    """(wall time, text) of a node's log lines in [since, until) (nats-server logs local time)."""
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_text(errors="replace").splitlines():
+        m = LOG_LINE.match(line)
+        if not m:
+            continue
+        wall = datetime.strptime(m.group(1), "%Y/%m/%d %H:%M:%S.%f").timestamp()
+        if since_wall <= wall < until_wall:
+            out.append((wall, m.group(2)))
+    return out
+
+
+def read_phases(cluster: NatsCluster, kill: Kill) -> None:
+    """The server side of a kill from the survivors' logs: route loss and each raft group's
+    new leader, in seconds from the kill."""
+    victim = cluster.index(kill.victim)
+    lines = sorted(line for i, node in enumerate(cluster.nodes) if i != victim
+                   for line in server_log_events(node.log_file, kill.wall_kill - 0.05, kill.wall_restart))
+    groups = [*kill.leaders_on_victim, *(["meta"] if kill.meta_leader_was_victim else [])]
+    for group in groups:
+        found = [wall for wall, text in lines if ELECTIONS[group] in text
+                 or (group == "meta" and "Self is new JetStream cluster metadata leader" in text)]
+        kill.elections_s[group] = round(found[0] - kill.wall_kill, 3) if found else None
+    lost = [wall for wall, text in lines if "Router connection closed" in text and kill.victim in text]
+    kill.route_lost_s = round(lost[0] - kill.wall_kill, 3) if lost else None
+
+
 async def run_failover(workdir: Path, scenario: Scenario | None = None) -> Run:
     """Run the scenario in ``workdir`` and return what it observed (asserting nothing but
     that each phase got done within its generous deadline)."""
     scenario = scenario or Scenario()
-    run = Run(scenario, [ioc_order(i) for i in range(scenario.commands)])
+    run = Run(scenario)
     async with NatsCluster(workdir / "cluster") as cluster:
         admin = await connect(settings_for(cluster, "operator"), url=cluster.url, name="failover-admin")
         try:
@@ -290,8 +436,8 @@ async def run_failover(workdir: Path, scenario: Scenario | None = None) -> Run:
             await ensure_streams(js, StreamSettings(replicas=3))
             sim_config = "[sim]\nreplay = false\n" + LIFTED_SIM_LIMITS + VENUE_LATENCY
             async with SimProcess(workdir / "sim", sim_config) as sim:
-                env = {**executor_env(cluster.url, sim.venue_urls, rate_limit_margin=LIFTED_MARGIN, ack_wait_s=8,
-                                      concurrency=16),
+                env = {**executor_env(cluster.url, sim.venue_urls, rate_limit_margin=LIFTED_MARGIN,
+                                      ack_wait_s=scenario.ack_wait_s, concurrency=16),
                        **client_env(cluster, "executor"), "EXBUS_OBSERVABILITY_EXECUTOR_PORT": "0"}
                 executors = [ExecutorProcess(f"executor-{i}", workdir / "executors", env)
                              for i in range(scenario.executors)]
@@ -312,9 +458,49 @@ async def run_failover(workdir: Path, scenario: Scenario | None = None) -> Run:
                     run.replay_code, run.replay_summary = await replay.finish(60)
                     run.replay_log = replay.log_tail()
                 run.ledger = await sim.ledger()
+                for kill in run.kills:
+                    read_phases(cluster, kill)
         finally:
             await admin.close()
     return run
+
+
+class Survivors:
+    """The strategy's and the observer's connections, to the nodes that will survive the next
+    kill only (so what is measured is exbus's recovery, not theirs); moved before each kill."""
+
+    def __init__(self, run: Run, cluster: NatsCluster) -> None:
+        self.run = run
+        self.cluster = cluster
+        self.strategy: Any = None
+        self.observer: Any = None
+        self.js: Any = None
+
+    async def avoid(self, victim: int) -> None:
+        urls = ",".join(u for i, u in enumerate(self.cluster.urls) if i != victim)
+        run = self.run
+
+        async def on_event(msg: Any) -> None:
+            run.event_arrivals.append((time.monotonic(), schemas.decode(msg.data, schemas.OrderEvent).command_id))
+
+        async def on_md(msg: Any) -> None:
+            run.md_arrivals.append(time.monotonic())
+
+        observer = await connect(settings_for(self.cluster, "operator"), url=urls, name="failover-observer")
+        await observer.subscribe("orders.events.>", cb=on_event)
+        await observer.subscribe("md.>", cb=on_md)
+        await observer.flush()
+        strategy = await connect(settings_for(self.cluster, "strategy"), url=urls, name="failover-strategy")
+        old = (self.observer, self.strategy)
+        self.observer, self.strategy, self.js = observer, strategy, strategy.jetstream()
+        for nc in old:  # after the new ones listen: no event goes unseen (repeats are harmless)
+            if nc is not None:
+                await nc.close()
+
+    async def close(self) -> None:
+        for nc in (self.strategy, self.observer):
+            if nc is not None:
+                await nc.close()
 
 
 async def _scenario(run: Run, cluster: NatsCluster, admin: Any, replay: ReplayProcess) -> None:
@@ -333,29 +519,9 @@ async def _scenario(run: Run, cluster: NatsCluster, admin: Any, replay: ReplayPr
     await poll(executors_consuming, "executors connected and consuming", 90)
     await replay.start()  # after the slow part of the start-up: its data must outlast the restart
     await poll(ingestor_connected, "ingestor connected", 60)
-    run.clients_before_kill = await cluster.clients_by_node()
-    orders_leader = (await js.stream_info(ORDERS)).cluster.leader
-    run.victim = choose_victim(run.clients_before_kill, orders_leader)
-    for stream in LED_BY_VICTIM:
-        await move_leader(admin, run.victim, stream)
-    await move_leader(admin, run.victim, ORDERS, DURABLE)
-    run.leaders_on_victim = await leaders_on(js, run.victim)
-    victim = cluster.index(run.victim)
-    survivors = ",".join(u for i, u in enumerate(cluster.urls) if i != victim)
-
-    observer = await connect(settings_for(cluster, "operator"), url=survivors, name="failover-observer")
-    strategy = await connect(settings_for(cluster, "strategy"), url=survivors, name="failover-strategy")
+    survivors = Survivors(run, cluster)
     try:
-        async def on_event(msg: Any) -> None:
-            run.event_arrivals.append((time.monotonic(), schemas.decode(msg.data, schemas.OrderEvent).command_id))
-
-        async def on_md(msg: Any) -> None:
-            run.md_arrivals.append(time.monotonic())
-
-        await observer.subscribe("orders.events.>", cb=on_event)
-        await observer.subscribe("md.>", cb=on_md)
-        await observer.flush()
-        await _publish_through_failover(run, cluster, victim, strategy.jetstream(), js)
+        await _publish_through_failovers(run, cluster, admin, survivors, replay)
 
         async def all_done() -> bool:
             stream = await quiet(lambda: js.stream_info(ORDERS))
@@ -367,38 +533,96 @@ async def _scenario(run: Run, cluster: NatsCluster, admin: Any, replay: ReplayPr
             return run.orders_left == 0 and run.consumer_pending == (0, 0)
 
         await poll(all_done, "every command acknowledged by an executor", scenario.deadline_s, every_s=0.5)
-        run.events = [schemas.decode(data, schemas.OrderEvent)
-                      for data in await read_stream(js, ORDER_EVENTS, "orders.events.>")]
+        for data, stored in await read_stream(js, ORDER_EVENTS, "orders.events.>"):
+            event = schemas.decode(data, schemas.OrderEvent)
+            run.events.append(event)
+            if event.command_id and event.command_id not in run.stored_at:
+                run.stored_at[event.command_id] = stored
     finally:
-        await strategy.close()
-        await observer.close()
+        await survivors.close()
 
 
-async def _publish_through_failover(run: Run, cluster: NatsCluster, victim: int, js: Any, admin_js: Any) -> None:
-    """Publish every command at the scenario's pace while the victim is killed and restarted;
-    meanwhile watch when the services are connected again and the node has caught up."""
+async def prepare_kill(cluster: NatsCluster, admin: Any) -> Kill:
+    """Pick the victim (most service connections; ties: the ORDERS leader) and make it the
+    leader of everything the order path needs; the meta leader too where it will move."""
+    js = admin.jetstream()
+    clients = await cluster.clients_by_node()
+    orders_leader = (await js.stream_info(ORDERS)).cluster.leader
+    victim = choose_victim(clients, orders_leader)
+    for stream in LED_BY_VICTIM:
+        await move_leader(admin, victim, stream)
+    await move_leader(admin, victim, ORDERS, DURABLE)
+    try:  # best effort: the meta leader answers only when it is elsewhere
+        await admin.request("$JS.API.META.LEADER.STEPDOWN",
+                            json.dumps({"placement": {"preferred": victim}}).encode(), timeout=5)
+    except (nats.errors.Error, asyncio.TimeoutError):
+        pass
+    await wait_for_jetstream(js)
+    kill = Kill(victim=victim, leaders_on_victim=await leaders_on(js, victim), clients_before=clients)
+    kill.meta_leader_was_victim = await meta_leader(cluster) == victim
+    return kill
+
+
+async def meta_leader(cluster: NatsCluster) -> str | None:
+    """The meta leader as a live node's /jsz reports it."""
+    for i in range(len(cluster.nodes)):
+        if not cluster.alive(i):
+            continue
+        url = f"http://127.0.0.1:{cluster.http_ports[i]}/jsz"
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as r:
+                    info = (await r.json()).get("meta_cluster") or {}
+                    if info.get("leader"):
+                        return info["leader"]
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            continue
+    return None
+
+
+async def _publish_through_failovers(run: Run, cluster: NatsCluster, admin: Any, survivors: Survivors,
+                                     replay: ReplayProcess) -> None:
+    """Publish commands at the scenario's pace while the leading node is killed and restarted
+    ``kills`` times; meanwhile watch when the services are connected again and the node has
+    caught up. Publishing goes on until every kill is done and ``commands`` are out."""
     scenario = run.scenario
-    kill_at = int(len(run.commands) * scenario.kill_after)
-    restarted = asyncio.Event()
+    admin_js = admin.jetstream()
+    kills_done = asyncio.Event()
+    first_kill_at = int(scenario.commands * scenario.kill_after)
+    published_enough = asyncio.Event()
+
+    first = await prepare_kill(cluster, admin)
+    await survivors.avoid(cluster.index(first.victim))
 
     async def fail_over() -> None:
-        cluster.kill(victim)
-        run.t_kill = time.monotonic()
-        watch = asyncio.create_task(watch_recovery())
-        await asyncio.sleep(scenario.outage_s)
-        await cluster.restart(victim)
-        run.t_restart = time.monotonic()
-        restarted.set()
-        await watch
+        kill = first
+        for n in range(scenario.kills):
+            if n:
+                kill = await prepare_kill(cluster, admin)
+                await survivors.avoid(cluster.index(kill.victim))
+            else:
+                await published_enough.wait()
+            victim = cluster.index(kill.victim)
+            cluster.kill(victim)
+            kill.t_kill, kill.wall_kill = time.monotonic(), time.time()
+            run.kills.append(kill)
+            watch = asyncio.create_task(watch_recovery(kill, victim))
+            await asyncio.sleep(scenario.outage_s)
+            await cluster.restart(victim)
+            kill.t_restart, kill.wall_restart = time.monotonic(), time.time()
+            await watch
+            await asyncio.sleep(scenario.settle_s)
+        kills_done.set()
 
-    async def watch_recovery() -> None:
+    async def watch_recovery(kill: Kill, victim: int) -> None:
         async def back() -> bool:
             clients = await quiet(cluster.clients_by_node)
-            return bool(clients) and services_connected(clients, scenario.executors)
+            return bool(clients) and services_connected(clients, scenario.executors, ingestors=int(replay.running))
 
         await poll(back, "executors and ingestor reconnected", 120, every_s=0.1)
-        run.t_services_back = time.monotonic()
-        await restarted.wait()
+        kill.t_services_back = time.monotonic()
+        while not kill.t_restart:
+            await asyncio.sleep(0.1)
 
         async def current() -> bool:
             for stream in (ORDERS, ORDER_EVENTS):
@@ -412,26 +636,46 @@ async def _publish_through_failover(run: Run, cluster: NatsCluster, victim: int,
             return True
 
         await poll(current, f"{NODE_NAMES[victim]} current again", 120, every_s=0.2)
-        run.t_victim_current = time.monotonic()
+        kill.t_victim_current = time.monotonic()
 
-    failover: asyncio.Task[None] | None = None
+    failover = asyncio.create_task(fail_over())
     period = 1.0 / scenario.publish_per_s
     next_at = time.monotonic()
-    for i, command in enumerate(run.commands):
-        if i == kill_at:
-            failover = asyncio.create_task(fail_over())
-        started = time.monotonic()
-        while True:  # a strategy re-publishes until the stream acknowledges; Nats-Msg-Id drops repeats
-            try:
-                await js.publish(subjects.orders_submit(command.venue, command.account), schemas.encode(command),
-                                 headers={"Nats-Msg-Id": command.command_id}, timeout=5)
+    i = 0
+    try:
+        while True:
+            last_restart = run.kills[-1].t_restart if run.kills else 0.0
+            if kills_done.is_set() and len(run.commands) >= scenario.commands \
+                    and time.monotonic() - last_restart >= scenario.tail_s:
                 break
-            except (nats.errors.Error, asyncio.TimeoutError):
-                run.publish_retries += 1
-                await asyncio.sleep(0.2)
-        run.published_at[command.command_id] = time.monotonic()
-        run.longest_publish_s = max(run.longest_publish_s, time.monotonic() - started)
-        next_at += period
-        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-    assert failover is not None
-    await failover
+            if failover.done():
+                failover.result()  # a failed phase ends the run here
+            command = ioc_order(i)
+            i += 1
+            run.commands.append(command)
+            if i >= first_kill_at:
+                published_enough.set()
+            started = time.monotonic()
+            while True:  # a strategy re-publishes until the stream acknowledges; Nats-Msg-Id drops repeats
+                attempt = time.monotonic()
+                try:
+                    await survivors.js.publish(subjects.orders_submit(command.venue, command.account),
+                                               schemas.encode(command), headers={"Nats-Msg-Id": command.command_id},
+                                               timeout=PUBLISH_TIMEOUT_S)
+                    break
+                except (nats.errors.Error, asyncio.TimeoutError):
+                    run.publish_retries += 1
+                    await asyncio.sleep(PUBLISH_RETRY_S)
+            acked = time.monotonic()
+            run.published_at[command.command_id] = acked
+            run.published_wall[command.command_id] = time.time()
+            for kill in run.kills:  # the first publish sent and acknowledged after the kill
+                if kill.t_strategy_back is None and attempt >= kill.t_kill:
+                    kill.t_strategy_back = acked
+            run.longest_publish_s = max(run.longest_publish_s, acked - started)
+            next_at += period
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+    finally:
+        if not failover.done():
+            await asyncio.wait({failover}, timeout=180)
+    failover.result()
