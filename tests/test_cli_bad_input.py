@@ -153,7 +153,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.Co
     assert RECORDING.is_file(), f"{RECORDING} missing: ../shared must sit beside the project"
     cwd = workspace(tmp_path_factory.mktemp("bad-input"))
     url = f"nats://127.0.0.1:{closed_port()}"
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=12) as pool:
         done = pool.map(lambda c: run_case(c, cwd, url), CASES)
         return {case.id: proc for case, proc in zip(CASES, done)}
 
@@ -211,10 +211,11 @@ SERVICES = {
 class Running:
     """One command as a process, its stderr in a file that can be waited on."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path, *,
+                 command: list[str] = EXBUS) -> None:
         self.name = name
         self.log = cwd / f"{name.replace(' ', '-')}.stderr"
-        self.proc = subprocess.Popen([*EXBUS, *argv], env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*command, *argv], env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
 
     def stderr(self) -> str:
@@ -296,3 +297,42 @@ def test_services_stop_on_sigterm_after_their_nats_server_went_away(tmp_path: Pa
                 r.proc.kill()
         server.kill()
     assert_stopped(running, took)
+
+
+STUBBORN = """
+import asyncio, sys
+from services.bus.lifecycle import run_until_signal
+from services.logs import configure_logging
+
+configure_logging()  # to stderr, where the test reads why it was cancelled
+
+async def main(stop):
+    print("ready", file=sys.stderr, flush=True)
+    await stop.wait()
+    await asyncio.sleep(60)  # a shutdown step that never ends by itself
+
+sys.exit(run_until_signal(main))
+"""
+
+
+def test_a_main_that_does_not_wind_down_is_cancelled_within_5_s_or_at_a_second_signal(tmp_path: Path) -> None:
+    running = [Running(name, ["-c", STUBBORN], base_env(), tmp_path, command=[sys.executable])
+               for name in ("one signal", "two signals")]
+    try:
+        for r in running:
+            r.wait_for("ready")
+        sent = time.monotonic()
+        for r in running:
+            r.proc.send_signal(signal.SIGTERM)
+        running[1].proc.send_signal(signal.SIGINT)
+        running[1].proc.wait(timeout=10)
+        second = time.monotonic() - sent
+        running[0].proc.wait(timeout=10)
+        first = time.monotonic() - sent
+    finally:
+        for r in running:
+            if r.proc.poll() is None:
+                r.proc.kill()
+    assert 3.5 < first < STOP_WITHIN_S and "still running" in running[0].stderr(), (first, running[0].stderr())
+    assert second < 2.0 and "second stop signal" in running[1].stderr(), (second, running[1].stderr())
+    assert [r.proc.returncode for r in running] == [1, 1]

@@ -64,11 +64,16 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int | None]]) -> 
             closing.add(task)
             task.add_done_callback(closing.discard)
 
+        def cancel_until_done() -> None:
+            if not job.done():  # again: a cancellation can be swallowed (see connect._abandon)
+                job.cancel()
+                loop.call_later(0.2, cancel_until_done)
+
         def force(why: str) -> None:
             if not job.done() and not forced:
                 forced.append(why)
                 close(only_away=False)
-                job.cancel()
+                cancel_until_done()
 
         def on_signal() -> None:
             nonlocal signals
