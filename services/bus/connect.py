@@ -29,8 +29,9 @@ class NatsUnreachable(CommandError):
     servers, without credentials, and the last error)."""
 
 
-class StoppedWhileConnecting(Exception):
-    """The stop event was set before the connection was made."""
+class StoppedWhileConnecting(asyncio.CancelledError):
+    """The stop event was set before the connection was made. A cancellation: what was
+    starting up ends as cancelled, not failed, and no ``except Exception`` retries it."""
 
 
 _stop: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar("exbus_stop", default=None)

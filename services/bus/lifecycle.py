@@ -12,7 +12,7 @@ from nats.aio.client import Client as NATS
 from nats.errors import ConnectionClosedError
 from nats.js import JetStreamContext
 
-from services.bus.connect import StoppedWhileConnecting, abort_connecting_on, close_clients, connect
+from services.bus.connect import abort_connecting_on, close_clients, connect
 from services.bus.embedded import EmbeddedNats
 from services.bus.streams import EnsureReport, ensure_streams
 from services.config import Config
@@ -87,19 +87,19 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[int | None]]) -> 
         stop_on_signals(stop, on_signal)
         try:
             return int(await job or 0)
-        except StoppedWhileConnecting as e:
-            log.info("stopped before the bus connection was made", detail=str(e))
-            return 0
         except ConnectionClosedError:
             if not stop.is_set():
                 raise
             log.info("stopped with the bus away", detail="its connection was closed on stop")
             return 0
-        except asyncio.CancelledError:
-            if not forced:
+        except asyncio.CancelledError:  # StoppedWhileConnecting ends ``job`` as cancelled
+            if forced:
+                log.warning("cancelled on stop", reason=forced[0])
+                return 1
+            if not stop.is_set():
                 raise
-            log.warning("cancelled on stop", reason=forced[0])
-            return 1
+            log.info("stopped while starting", detail="a connection to the bus was still being made")
+            return 0
 
     return asyncio.run(runner())
 
