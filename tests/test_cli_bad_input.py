@@ -209,14 +209,14 @@ SERVICES = {
 
 
 class Running:
-    """One command as a process, its stderr in a file that can be waited on."""
+    """One command as a process, its output (stderr and stdout) in a file that can be waited on."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path, *,
                  command: list[str] = EXBUS) -> None:
         self.name = name
         self.log = cwd / f"{name.replace(' ', '-')}.stderr"
         self.proc = subprocess.Popen([*command, *argv], env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
+                                     stdout=self.log.open("w"), stderr=subprocess.STDOUT)
 
     def stderr(self) -> str:
         return self.log.read_text(errors="replace")
@@ -297,6 +297,28 @@ def test_services_stop_on_sigterm_after_their_nats_server_went_away(tmp_path: Pa
                 r.proc.kill()
         server.kill()
     assert_stopped(running, took)
+
+
+def test_commands_on_their_own_server_or_none_stop_on_sigterm(tmp_path: Path) -> None:
+    """The rest of the long-running commands, each in its working state."""
+    env = {**base_env(), "EXBUS_LOG_LEVEL": "debug"}
+    commands = {  # name: (argv, the line that says it is running)
+        "nats": (["nats"], "nats connected"),
+        "sim": (["sim", "--venues", "binance", "--no-replay"], "LEDGER="),
+        "record": (["record", "binance", "--symbols", "BTC-USDT", "--out", "rec.txt"], "ingesting"),
+        "replay": (["replay", str(RECORDING), "--speed", "1"], "ingesting"),
+    }
+    running = [Running(name, argv, env, tmp_path) for name, (argv, _) in commands.items()]
+    try:
+        for r in running:
+            r.wait_for(commands[r.name][1])
+        took = stop_all(running)
+    finally:
+        for r in running:
+            if r.proc.poll() is None:
+                r.proc.kill()
+    assert_stopped(running, took)
+    assert [r.proc.returncode for r in running] == [0] * len(running), [r.stderr()[-2000:] for r in running]
 
 
 STUBBORN = """
