@@ -7,7 +7,8 @@ Bad input never ends in a traceback: a command raises services.errors.CommandErr
 lets one of INPUT_ERRORS through: invalid JSON or TOML, a file it cannot read, an invalid
 config, an unreachable NATS) and main() prints ``exbus <command>: <message>`` on one
 line of stderr and returns 2, as argparse does for a bad command line. Anything else is
-a bug and surfaces as one.
+a bug and surfaces as one. With ``EXBUS_LOG_LEVEL=debug`` the traceback of an input
+error is printed too, before its line.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import re
 import ssl
 import sys
 import tomllib
+import traceback
 from typing import Any
 
 import msgspec
@@ -91,9 +94,7 @@ def input_error_message(e: BaseException) -> str:
         text = f"TLS: {e}"
     elif isinstance(e, nats.js.errors.ServiceUnavailableError):
         text = "JetStream is not available on this NATS server"
-    elif isinstance(e, NATS_ERRORS):
-        text = str(e) or type(e).__name__
-    else:
+    else:  # CommandError, ConfigError, nats-py's errors: their message is the line
         text = str(e) or type(e).__name__
     return re.sub(r"\s*\n\s*", " ", text.strip())
 
@@ -136,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         found = _input_error(e)
         if found is None:
             raise
+        if os.environ.get("EXBUS_LOG_LEVEL", "").lower() == "debug":
+            traceback.print_exc()
         return report(command, input_error_message(found))
 
 
