@@ -62,11 +62,15 @@ STEP_TIMEOUT_S = 2.0
 """First attempt of a step retried through a failover: a request that went to a leader
 killed meanwhile is given up after this (elections take 4-9 s)."""
 RETRY_TIMEOUT_S = 0.5
-"""Later attempts: an election is running, the step goes through as soon as it ends. (A
-publish to ORDER_EVENTS gets no "no responders" while strategies subscribe to its subjects:
-it can only time out.)"""
+"""Later attempts, and every attempt while the bus is in trouble: an election is running,
+the step goes through as soon as it ends. (A publish to ORDER_EVENTS gets no "no
+responders" while strategies subscribe to its subjects: it can only time out.)"""
+TROUBLE_S = 20.0
+"""A bus error seen this recently (by any step of this process) means a failover may be
+running: first attempts use RETRY_TIMEOUT_S too."""
 RIDE_THROUGH_S = 30.0
 """How long a step is retried before the command is left to its redelivery."""
+_last_trouble = -TROUBLE_S
 
 
 async def through_failover(step: Any, deadline_s: float = RIDE_THROUGH_S,
@@ -75,13 +79,16 @@ async def through_failover(step: Any, deadline_s: float = RIDE_THROUGH_S,
     pauses; ``timeout`` STEP_TIMEOUT_S first, then RETRY_TIMEOUT_S) for up to ``deadline_s``.
     For steps safe to repeat: de-duplicated publishes, acks, requests nobody received. The
     last error is raised after the deadline."""
+    global _last_trouble
     deadline = time.monotonic() + deadline_s
-    pause, timeout = 0.05, STEP_TIMEOUT_S
+    pause = 0.05
+    timeout = RETRY_TIMEOUT_S if time.monotonic() - _last_trouble < TROUBLE_S else STEP_TIMEOUT_S
     while True:
         try:
             return await step(timeout)
         except retry_on:
-            if time.monotonic() + pause > deadline:
+            _last_trouble = time.monotonic()
+            if _last_trouble + pause > deadline:
                 raise
             await asyncio.sleep(pause)
             pause, timeout = min(pause * 2, 0.2), RETRY_TIMEOUT_S
