@@ -44,6 +44,9 @@ class NatsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tls_cert: str = ""
     tls_key: str = ""
     connect_timeout_s: float = 5.0
+    ping_interval_s: float = 2.0
+    """PING every this often; two unanswered mark the connection dead and it reconnects
+    (a node that hangs without closing its sockets: ~6 s instead of nats-py's 4 minutes)."""
     name: str = "exbus"
 
 

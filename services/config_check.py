@@ -180,6 +180,7 @@ def _numbers(raw: Mapping[str, Any]) -> Iterator[ConfigIssue]:
         ("executor", "tracker_interval_s", lambda v: v > 0, "must be > 0"),
         ("executor", "request_timeout_s", lambda v: v > 0, "must be > 0"),
         ("nats", "connect_timeout_s", lambda v: v > 0, "must be > 0"),
+        ("nats", "ping_interval_s", lambda v: v > 0, "must be > 0"),
         ("ingestor", "reconnect_initial_s", lambda v: v > 0, "must be > 0"),
         ("ingestor", "reconnect_max_s", lambda v: v > 0, "must be > 0"),
         ("vault", "lease_ttl_s", lambda v: v > 0, "must be > 0"),

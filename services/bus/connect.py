@@ -124,6 +124,7 @@ async def connect(settings: NatsSettings, *, url: str | None = None, name: str |
     kwargs: dict[str, Any] = dict(
         servers=servers, name=client_name, connect_timeout=settings.connect_timeout_s,
         max_reconnect_attempts=-1, reconnect_time_wait=0.5, allow_reconnect=True,
+        ping_interval=settings.ping_interval_s, max_outstanding_pings=2,
         error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
     )
     if settings.creds_file:
