@@ -9,6 +9,7 @@ Every case runs as a real `python -m services.cli` process; the cases run in par
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import socket
@@ -245,6 +246,17 @@ def stop_all(running: list[Running]) -> dict[str, float]:
     return took
 
 
+async def with_streams(nats_url: str) -> None:
+    import nats
+
+    from services.bus.streams import ensure_streams
+    from services.config import StreamSettings
+
+    nc = await nats.connect(nats_url)
+    await ensure_streams(nc.jetstream(), StreamSettings())
+    await nc.close()
+
+
 def service_env(tmp_path: Path, nats_url: str) -> dict[str, str]:
     from services.vault.crypto import MasterKeyRing, write_master_keys
 
@@ -283,6 +295,7 @@ def test_services_stop_on_sigterm_while_nats_is_unreachable(tmp_path: Path) -> N
 def test_services_stop_on_sigterm_after_their_nats_server_went_away(tmp_path: Path) -> None:
     server = EmbeddedNats(tmp_path / "nats")
     env = service_env(tmp_path, server.start_sync())
+    asyncio.run(with_streams(env["NATS_URL"]))  # as a deployment has them (else execute stops: no ORDERS)
     running = [Running(name, argv, env, tmp_path) for name, argv in SERVICES.items()]
     try:
         for r in running:

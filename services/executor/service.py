@@ -26,6 +26,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from schemas import subjects
 from services.bus.streams import KV_ORDERS, KV_RATELIMITS, ORDERS
+from services.errors import CommandError
 from services.executor.credentials import CredentialsProvider
 from services.executor.gateway import VenueGateway
 from services.executor.queries import serve_queries
@@ -104,14 +105,15 @@ class ExecutorReplica:
     async def start(self, stop: asyncio.Event) -> Any:
         """Set up and subscribe, retrying while JetStream cannot answer (a node lost, a
         leader being elected: timeouts, no responders, 503); a missing bucket or stream is
-        a deployment error and raised. Returns the subscription, None if stopped first."""
+        a deployment error: CommandError, one line for the operator. Returns the subscription, None if stopped first."""
         backoff = Backoff(0.1, STARTUP_RETRY_MAX_S)
         while not stop.is_set():
             try:
                 await self.setup()
                 return await consumer(self.js, self.settings)
-            except NotFoundError:
-                raise
+            except NotFoundError as e:
+                raise CommandError(f"JetStream has no {KV_RATELIMITS!r}/{KV_ORDERS!r} buckets or {ORDERS!r} stream "
+                                   f"({e.description or 'not found'}): create them first (exbus up, or the deploy's set-up)") from None
             except (NatsError, APIError, asyncio.TimeoutError) as e:
                 delay = backoff.next()
                 log.warning("JetStream not answering at start-up, retrying", error=repr(e), retry_s=round(delay, 2))
