@@ -25,8 +25,6 @@ import traceback
 from typing import Any
 
 import msgspec
-import nats.errors
-import nats.js.errors
 
 from services.config import ConfigError
 from services.errors import USAGE_EXIT, CommandError
@@ -69,12 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 FILE_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
-NATS_ERRORS = (nats.errors.NoServersError, nats.errors.TimeoutError, nats.errors.NoRespondersError,
-               nats.errors.ConnectionClosedError, nats.errors.AuthorizationError,
-               nats.js.errors.ServiceUnavailableError)
 INPUT_ERRORS = (CommandError, ConfigError, json.JSONDecodeError, msgspec.DecodeError, tomllib.TOMLDecodeError,
-                UnicodeDecodeError, ssl.SSLError, *FILE_ERRORS, *NATS_ERRORS)
-"""What a command may let through as bad input; each becomes one line and exit status 2."""
+                UnicodeDecodeError, ssl.SSLError, *FILE_ERRORS)
+"""What a command may let through as bad input; each becomes one line and exit status 2
+(and nats_errors())."""
+
+
+def nats_errors() -> tuple[type[BaseException], ...]:
+    """nats-py's errors that mean an unreachable or refusing bus; none when nats-py was
+    never imported (then none can have been raised: ``exbus --help`` stays quick)."""
+    if "nats.errors" not in sys.modules:
+        return ()
+    import nats.errors
+    import nats.js.errors
+
+    return (nats.errors.NoServersError, nats.errors.TimeoutError, nats.errors.NoRespondersError,
+            nats.errors.ConnectionClosedError, nats.errors.AuthorizationError,
+            nats.js.errors.ServiceUnavailableError)
 
 
 def input_error_message(e: BaseException) -> str:
@@ -92,7 +101,7 @@ def input_error_message(e: BaseException) -> str:
         text = f"not UTF-8 text: {e.reason} at byte {e.start}"
     elif isinstance(e, ssl.SSLError):
         text = f"TLS: {e}"
-    elif isinstance(e, nats.js.errors.ServiceUnavailableError):
+    elif type(e).__name__ == "ServiceUnavailableError" and type(e).__module__ == "nats.js.errors":
         text = "JetStream is not available on this NATS server"
     else:  # CommandError, ConfigError, nats-py's errors: their message is the line
         text = str(e) or type(e).__name__
@@ -104,7 +113,7 @@ def _input_error(e: BaseException) -> BaseException | None:
     if isinstance(e, BaseExceptionGroup):
         leaves = [_input_error(x) for x in e.exceptions]
         return leaves[0] if leaves and all(leaves) else None
-    return e if isinstance(e, INPUT_ERRORS) else None
+    return e if isinstance(e, (*INPUT_ERRORS, *nats_errors())) else None
 
 
 def command_name(args: argparse.Namespace) -> str:

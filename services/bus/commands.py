@@ -1,4 +1,7 @@
-"""Subcommands of the bus and the system as a whole: up, nats, tail, demo, schema."""
+"""Subcommands of the bus and the system as a whole: up, nats, tail, demo, schema.
+
+The services are imported when a command runs, not at registration: `exbus --help` and a
+usage error stay quick."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import asyncio
 import sys
 from typing import Any
 
-from services.bus.lifecycle import Bus, run_until_signal
 from services.config import config_for_command
 from services.errors import CommandError
 
@@ -39,6 +41,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from services.bus.lifecycle import run_until_signal
     from services.up import run_up
 
     config = config_for_command(args)
@@ -46,6 +49,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_nats(args: argparse.Namespace) -> int:
+    from services.bus.lifecycle import Bus, run_until_signal
+
     config = config_for_command(args)
     config.nats.url = ""  # this command exists to run the embedded server
 
@@ -60,6 +65,7 @@ def cmd_nats(args: argparse.Namespace) -> int:
 
 def cmd_tail(args: argparse.Namespace) -> int:
     from services.bus.connect import connect
+    from services.bus.lifecycle import run_until_signal
     from services.bus.tail import tail
 
     config = config_for_command(args)
@@ -78,6 +84,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from services.bus.lifecycle import run_until_signal
     from services.demo import run_demo
 
     config = config_for_command(args)

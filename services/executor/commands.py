@@ -7,8 +7,6 @@ import asyncio
 import os
 from typing import Any
 
-from services.bus.connect import connect
-from services.bus.lifecycle import run_until_signal
 from services.config import config_for_command
 
 
@@ -22,6 +20,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_execute(args: argparse.Namespace) -> int:
+    from services.bus.connect import connect
+    from services.bus.lifecycle import run_until_signal
     from services.executor.credentials import StaticCredentials, simulator_credentials
     from services.executor.egress import with_egress_check
     from services.executor.service import run_executor

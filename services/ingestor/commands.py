@@ -11,7 +11,6 @@ from typing import Any
 
 from schemas.common import VENUES
 from schemas.market import CHANNELS
-from services.bus.lifecycle import run_until_signal
 from services.config import config_for_command
 from services.errors import CommandError
 
@@ -50,7 +49,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from services.bus.lifecycle import Bus
+    from services.bus.lifecycle import Bus, run_until_signal
     from services.ingestor.service import FeedSpec, check_specs, run_ingestor, specs_from_settings
 
     config = config_for_command(args)
@@ -95,6 +94,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    from services.bus.lifecycle import run_until_signal
     from services.ingestor.recording import RecordingWriter
     from services.ingestor.service import FeedSpec, Ingestor
 
@@ -118,6 +118,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from services.bus.connect import connect
     from services.bus.embedded import EmbeddedNats
+    from services.bus.lifecycle import run_until_signal
     from services.ingestor.replay import load_recording, run_replay
     from services.venues.wsbase import ws_adapter
 

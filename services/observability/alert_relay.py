@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from aiohttp import web
 
 import schemas
 from schemas import subjects
 from schemas.alerts import SEVERITIES, Alert
 from services.logs import get_logger
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = get_logger("alert-relay")
 
@@ -58,6 +60,7 @@ def relayed(hook: WebhookAlert, route: str) -> Alert:
 
 def relay_app(nc: Any) -> web.Application:
     """The webhook endpoint: any path is a route name; 400 on a payload that is not one."""
+    from aiohttp import web
 
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
@@ -82,6 +85,7 @@ def relay_app(nc: Any) -> web.Application:
 
 async def run_relay(nc: Any, host: str, port: int, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
     """Serve the relay until ``stop``."""
+    from aiohttp import web
     runner = web.AppRunner(relay_app(nc))
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -20,8 +20,6 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from services.observability.micro import SERVICE_PREFIX
-
 DISCOVERY_TIMEOUT_S = 1.0
 
 
@@ -63,6 +61,8 @@ def _uptime_s(started: str, now: datetime) -> float | None:
 
 async def replicas(nc: Any, timeout_s: float = DISCOVERY_TIMEOUT_S) -> list[dict[str, Any]]:
     """Every exbus replica that answers $SRV.PING, with its INFO and STATS."""
+    from services.observability.micro import SERVICE_PREFIX  # nats.micro: loaded when asked
+
     pings = [p for p in await _gather_replies(nc, "$SRV.PING", timeout_s)
              if str(p.get("name", "")).startswith(SERVICE_PREFIX)]
 
