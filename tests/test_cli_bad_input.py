@@ -161,6 +161,15 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.Co
         return {case.id: proc for case, proc in zip(CASES, done)}
 
 
+def test_a_service_not_registered_leaves_no_key_file(results: dict[str, subprocess.CompletedProcess[str]],
+                                                    tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Nothing half-done: `service register` that cannot reach the vault's bus removes the
+    key it wrote, so running it again once NATS is back does not refuse on an existing file."""
+    assert results["service-register-unreachable"].returncode == 2
+    workspaces = list(tmp_path_factory.getbasetemp().glob("bad-input*"))
+    assert workspaces and not any((w / ".exbus" / "vault" / "strategy.key").exists() for w in workspaces)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_line_and_exit_2(case: Case, results: dict[str, subprocess.CompletedProcess[str]]) -> None:
     proc = results[case.id]

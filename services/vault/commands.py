@@ -390,4 +390,10 @@ def cmd_service_register(args: argparse.Namespace) -> int:
         print(f"service {args.name} registered; private key in {path} (mode 0600)")
         return 0
 
-    return _run(config, "exbus-service", action)
+    status = 1
+    try:
+        status = _run(config, "exbus-service", action)
+    finally:
+        if status != 0:  # not registered (no bus, refused): no key file left to block a retry
+            path.unlink(missing_ok=True)
+    return status
