@@ -50,10 +50,11 @@ def relayed(hook: WebhookAlert, route: str) -> Alert:
     details = {"alertname": name, "status": hook.status, "route": route,
                **{f"label.{k}": v for k, v in hook.labels.items() if k not in ("alertname", "severity")}}
     summary = hook.annotations.get("summary") or name
-    return Alert(alert_id=f"{hook.fingerprint or name}.{schemas.now_ns()}",
+    now = schemas.now_ns()
+    return Alert(alert_id=f"{hook.fingerprint or name}.{now}",
                  severity=severity if severity in SEVERITIES else "warning",  # type: ignore[arg-type]
                  name="prometheus", service="prometheus", key=hook.fingerprint or name,
-                 summary=f"[{hook.status}] {summary}"[:500], ts=schemas.now_ns(),
+                 summary=f"[{hook.status}] {summary}"[:500], ts=now,
                  venue=venue if venue in schemas.VENUES else None,  # type: ignore[arg-type]
                  details=details)
 

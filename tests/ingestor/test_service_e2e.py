@@ -29,6 +29,7 @@ from services.observability.catalog import INGESTOR as INGESTOR_METRICS
 from services.venues.book import OrderBook
 from services.venues.checksum import kraken
 from services.venues.wsbase import BookUpdate
+from tests.local_http import serve_http
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -303,14 +304,8 @@ async def test_trades_missed_while_disconnected_are_backfilled_over_rest(nats_ur
         data = [trade("338476310", before - 2), trade("338476309", before - 3), trade("338476307", 1652459224818)]
         return web.json_response({"code": "0", "msg": "", "data": data})
 
-    app = web.Application()
-    app.router.add_get("/api/v5/market/history-trades", history)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rest_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-    async with FlakyVenue([([live], "error"), ([], "quiet")]) as venue:
+    async with serve_http([("GET", "/api/v5/market/history-trades", history)]) as rest_url, \
+            FlakyVenue([([live], "error"), ([], "quiet")]) as venue:
         nc = await nats.connect(nats_url)
         sub = Collector()
         await sub.start(nc, "md.okx.>")
@@ -326,7 +321,6 @@ async def test_trades_missed_while_disconnected_are_backfilled_over_rest(nats_ur
         assert done.channel == "trade" and done.reason == "backfilled 2 trades over REST"
         assert missed.missed_from < missed.missed_to
         await nc.drain()
-    await runner.cleanup()
 
 
 async def test_ingests_the_simulators_binance_streams(nats_url):

@@ -18,6 +18,7 @@ from services.executor.egress import EgressCheck, local_venue_url, parse_echo, w
 from services.executor.settings import ExecutorSettings
 from services.logs import configure_logging
 from services.vault import admin
+from tests.local_http import serve_http
 from tests.vault.conftest import VaultUnderTest
 
 ALLOWED = ("203.0.113.7", "198.51.100.0/24")
@@ -41,21 +42,13 @@ async def echo() -> AsyncIterator[Callable[[bytes, int], str]]:
         answer["hits"] += 1
         return web.Response(body=answer["body"], status=answer["status"])
 
-    app = web.Application()
-    app.router.add_get("/ip", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with serve_http([("GET", "/ip", handle)]) as url:
+        def set_answer(body: bytes, status: int = 200) -> str:
+            answer.update(body=body, status=status)
+            return f"{url}/ip"
 
-    def set_answer(body: bytes, status: int = 200) -> str:
-        answer.update(body=body, status=status)
-        return f"http://127.0.0.1:{port}/ip"
-
-    set_answer.hits = lambda: answer["hits"]  # type: ignore[attr-defined]
-    yield set_answer
-    await runner.cleanup()
+        set_answer.hits = lambda: answer["hits"]  # type: ignore[attr-defined]
+        yield set_answer
 
 
 def _warnings(lines: list[dict]) -> list[dict]:

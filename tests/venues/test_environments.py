@@ -29,6 +29,7 @@ from services.venues.environments import TESTNETS, NoTestnet, endpoints
 from services.venues.http import HttpTransport
 from services.venues.privatews import private_stream
 from services.venues.wsbase import ws_adapter
+from tests.local_http import serve_http
 
 OKX_KEY = Credentials(api_key="okx-demo-key", secret="okx-demo-secret", passphrase="okx-demo-pass", environment="testnet")
 OKX_ORDER = PlaceOrder(command_id="c1", venue="okx", account="demo", symbol="BTC-USDT", client_order_id="o1",
@@ -131,23 +132,12 @@ async def test_okx_demo_header_reaches_the_server_through_the_transport() -> Non
         seen.append(dict(request.headers))
         return web.json_response({"code": "0", "msg": "", "data": []})
 
-    app = web.Application()
-    app.router.add_post("/api/v5/trade/order", order)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    transport = HttpTransport(timeout_s=5.0)
-    try:
+    async with serve_http([("POST", "/api/v5/trade/order", order)]) as url, HttpTransport(timeout_s=5.0) as transport:
         for environment in ("testnet", "live"):
-            adapter = gateway({"okx": environment}, {"okx": f"http://127.0.0.1:{port}"}).adapter("okx")
+            adapter = gateway({"okx": environment}, {"okx": url}).adapter("okx")
             request = adapter.build_request("place_order", OKX_ORDER, OKX_KEY, 1_700_000_000_000)
             response = await transport.send(request, idempotent=False)
             assert response.status == 200
-    finally:
-        await transport.close()
-        await runner.cleanup()
     demo, live = seen
     assert demo.get("x-simulated-trading") == "1" and "OK-ACCESS-SIGN" in demo
     assert "x-simulated-trading" not in live and "OK-ACCESS-SIGN" in live
@@ -263,20 +253,13 @@ async def test_okx_demo_snapshot_request_carries_the_header() -> None:
             {"asks": [["41006.8", "0.6", "0", "1"]], "bids": [["41006.3", "0.3", "0", "1"]], "ts": "1629966436396",
              "seqId": 3}]})  # docs-v5 "Get order book" response example, trimmed to one level
 
-    app = web.Application()
-    app.router.add_get("/api/v5/market/books", books)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    where = feed_endpoints(_spec("okx", "testnet", rest_url=f"http://127.0.0.1:{port}"))
-    snapshots = RestSnapshots(base_urls={"okx": where.rest_url}, headers={"okx": where.rest_headers})
-    try:
-        book = await snapshots.fetch("okx", "BTC-USDT", 5)
-    finally:
-        await snapshots.close()
-        await runner.cleanup()
+    async with serve_http([("GET", "/api/v5/market/books", books)]) as url:
+        where = feed_endpoints(_spec("okx", "testnet", rest_url=url))
+        snapshots = RestSnapshots(base_urls={"okx": where.rest_url}, headers={"okx": where.rest_headers})
+        try:
+            book = await snapshots.fetch("okx", "BTC-USDT", 5)
+        finally:
+            await snapshots.close()
     assert book.bids and seen[0].get("x-simulated-trading") == "1"
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from services.venues.base import HttpRequest
 from services.venues.errors import NetworkError, OutcomeUnknown
 from services.venues.http import HttpTransport
+from tests.local_http import serve_http
 
 
 def _free_port() -> int:
@@ -41,17 +42,8 @@ async def venue():
         await asyncio.sleep(1)
         return web.Response()
 
-    app = web.Application()
-    app.router.add_route("*", "/ok", ok)
-    app.router.add_route("*", "/hang", hang)
-    app.router.add_route("*", "/drop", drop)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}", received
-    await runner.cleanup()
+    async with serve_http([("*", "/ok", ok), ("*", "/hang", hang), ("*", "/drop", drop)]) as url:
+        yield url, received
 
 
 async def test_success_returns_status_headers_and_body(venue) -> None:
